@@ -1,0 +1,236 @@
+"""The ``ci-load`` task collection: one task per pipeline step, plus ``run``.
+
+Add it to a project's ``tasks.py`` as ``ns.add_collection(ci_load_tasks.ns)``;
+its name there is ``ci-load``, so ``inv ci-load.build --service app`` works.
+
+Every task reads the same settings from invoke config under ``ci_load`` (an
+``invoke.yaml`` key, or ``INVOKE_CI_LOAD_<KEY>`` in the environment) and from
+its flags; a flag beats config, config beats the default. Repeatable flags
+(``--compose-file``, ``--other-service``, ``--other-repo``) replace the
+configured list rather than add to it, and from the environment a list is one
+string: compose files separated by ``:`` (as in ``COMPOSE_FILE``), services
+and repos by commas or spaces. ``keep`` can be switched on by a flag but not
+off, since invoke flags have no "unset" value.
+
+invoke's ``--dry`` prints every docker and compose command without running
+it; commands that only read (``compose config``) still run, because the
+plan depends on their answer.
+"""
+
+import inspect
+import os
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from json import dumps  # the plan task has a flag named json
+
+from invoke import Collection, Exit, task
+
+from . import steps
+from .errors import CiLoadError, ConfigError
+from .plan import Plan
+from .project import plan_for
+from .report import Report
+from .runner import Runner
+from .settings import DEFAULTS, Settings
+
+# Shared flags: task parameter -> (config key, help). The parameter names are
+# the CLI: ``compose_file`` is ``--compose-file``.
+SHARED_FLAGS = {
+    "compose_file": ("compose_files", "compose file; repeat for several, in order (default: docker-compose.yml)"),
+    "project_dir": ("project_dir", "compose project directory (default: the first compose file's directory)"),
+    "service": ("service", "the main service: the one whose Dockerfile stages are cached (required)"),
+    "other_service": ("other_services", "another service to tag from its target stage or the final image; repeatable"),
+    "cache_repo": ("cache_repo", "repository that holds the cache images, optionally REPO:TAG_PREFIX (needed to pull and push)"),
+    "other_repo": ("other_repos", "another cache location to pull and take cache from, never pushed; repeatable"),
+    "cache_version": ("cache_version", "version prefix of the cache tags, e.g. a branch name"),
+    "recipe_repo": ("recipe_repo", "repository of the ONBUILD recipe images (default: no recipes)"),
+    "recipe_compose": ("recipe_compose", "compose file that builds the recipe images"),
+    "docker": ("docker", "docker command (default: docker)"),
+    "compose": ("compose", "compose command (default: 'docker compose'; or docker-compose)"),
+    "workdir": ("workdir", "directory for the generated compose files (default: a fresh temporary one)"),
+    "keep": ("keep", "keep the generated files after the run"),
+}
+REPEATABLE = ["compose_file", "other_service", "other_repo"]
+
+
+def pipeline_task(**own_help):
+    """Make ``body(c, settings, runner, **own_flags)`` an invoke task.
+
+    The task gets every shared flag besides its own, so each step can be run
+    alone with the same settings. Expected failures become one line and exit
+    code 1; anything else is a bug and keeps its traceback.
+    """
+
+    def decorate(body):
+        own = list(inspect.signature(body).parameters.values())[3:]
+        shared = [
+            inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                              default=False if name == "keep" else None)
+            for name in SHARED_FLAGS
+        ]
+        context = inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+        def wrapper(c, **kwargs):
+            flags = {SHARED_FLAGS[name][0]: kwargs.pop(name, None) for name in SHARED_FLAGS}
+            try:
+                settings = Settings.resolve(dict(c.config.get("ci_load") or {}), flags)
+                return body(c, settings, Runner(dry=bool(c.config.run.dry)), **kwargs)
+            except CiLoadError as error:
+                raise Exit(f"ci-load {body.__name__.rstrip('_')}: {error}", code=1) from None
+
+        wrapper.__signature__ = inspect.Signature([context, *shared, *own])
+        wrapper.__name__ = body.__name__
+        wrapper.__doc__ = body.__doc__
+        wrapper.__module__ = body.__module__
+        help_texts = {name: text for name, (_, text) in SHARED_FLAGS.items()}
+        help_texts.update(own_help)
+        return task(wrapper, help=help_texts, iterable=REPEATABLE, auto_shortflags=False)
+
+    return decorate
+
+
+@contextmanager
+def workspace(settings: Settings, runner: Runner):
+    """The work directory for generated files; removed afterwards unless kept.
+
+    A directory the user named is kept; only the files ci-load wrote in it go.
+    """
+    if settings.workdir:
+        created = not os.path.isdir(settings.workdir)
+        os.makedirs(settings.workdir, exist_ok=True)
+        path = settings.workdir
+    else:
+        path, created = tempfile.mkdtemp(prefix="ci-load-"), True
+    runner.say(f"work directory: {path}")
+    written = set(os.listdir(path))
+    try:
+        yield path
+    finally:
+        if settings.keep:
+            runner.say(f"generated files kept in {path}")
+        elif created:
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            for name in set(os.listdir(path)) - written:
+                os.remove(os.path.join(path, name))
+
+
+@pipeline_task(json="print the plan as one JSON object instead of text")
+def plan(c, settings, runner, json=False):
+    """Print what a run would do: stages, cache images, generated files, commands.
+
+    Runs `compose config` to render the compose files and reads the
+    Dockerfile; changes nothing.
+    """
+    with workspace(settings, runner) as workdir:
+        the_plan = plan_for(settings, runner, workdir)
+    if json:
+        print(dumps(the_plan.as_json(), indent=2))
+    else:
+        print(describe(the_plan))
+
+
+@pipeline_task()
+def pull(c, settings, runner):
+    """Pull the cache images that exist; a missing one is reported, not fatal."""
+    _run_steps(settings, runner, [steps.pull], None)
+
+
+@pipeline_task()
+def recipes(c, settings, runner):
+    """Rebuild the recipe images with their cache, and tag them to their cache names."""
+    _run_steps(settings, runner, [steps.restore_recipes], None)
+
+
+@pipeline_task(report="write a JSON report of the stage builds to this file")
+def build(c, settings, runner, report=None):
+    """Build every needed stage in order, then the service; tag the other services."""
+    _run_steps(settings, runner, [steps.build], report)
+
+
+@pipeline_task()
+def push(c, settings, runner):
+    """Push the cache images to the cache repository."""
+    _run_steps(settings, runner, [steps.push], None)
+
+
+@pipeline_task(
+    pull="pull the cache first (default on; --no-pull skips it)",
+    build="rebuild recipes and build the stages (default on; --no-build skips it)",
+    push="push the cache images at the end (default off)",
+    report="write a JSON report of the run to this file",
+)
+def run(c, settings, runner, pull=True, build=True, push=False, report=None):
+    """Run the whole pipeline: pull, recipes, build, then push if asked."""
+    if push and not settings.cache_repo:
+        raise ConfigError("--push needs a cache repository: pass --cache-repo REPO")
+    chosen = []
+    if pull and settings.cache_repo:
+        chosen.append(steps.pull)
+    elif pull:
+        runner.say("no cache repository set: not pulling (pass --cache-repo to use a cache)")
+    if build:
+        chosen += [steps.restore_recipes, steps.build]
+    if push:
+        chosen.append(steps.push)
+    _run_steps(settings, runner, chosen, report)
+
+
+STEP_NAMES = {
+    steps.pull: "pull",
+    steps.restore_recipes: "recipes",
+    steps.build: "build",
+    steps.push: "push",
+}
+
+
+def _run_steps(settings: Settings, runner: Runner, chosen, report_path) -> None:
+    report = Report()
+    started = time.monotonic()
+    try:
+        with workspace(settings, runner) as workdir:
+            the_plan = plan_for(settings, runner, workdir)
+            for warning in the_plan.warnings:
+                runner.say(f"warning: {warning}")
+            for step in chosen:
+                with steps.timed(report, STEP_NAMES[step], runner):
+                    step(the_plan, runner, report)
+    finally:
+        report.write(report_path)
+    if report.stages:
+        runner.say("\n" + report.summary())
+    runner.say(f"ci-load finished in {time.monotonic() - started:.1f}s")
+
+
+def describe(the_plan: Plan) -> str:
+    """The plan as text for people."""
+    images = the_plan.cache_images
+    lines = [
+        f"service:     {the_plan.service}",
+        f"dockerfile:  {the_plan.dockerfile}",
+        f"context:     {the_plan.context}",
+        f"target:      {the_plan.target or '(the last stage)'}",
+        f"stages found: {', '.join(the_plan.stages_found)}",
+        f"stages to build, in order: {', '.join(the_plan.stages) or '(none)'}",
+        f"recipes:     {', '.join(the_plan.recipes) or '(none)'}",
+        f"cache repo:  {the_plan.cache_repo or '(none: nothing is pulled or pushed)'}",
+        "cache images:",
+        f"  final: {images.final}",
+        *(f"  stage {s}: {i}" for s, i in images.stages.items()),
+        *(f"  recipe {r}: {i}" for r, i in images.recipes.items()),
+    ]
+    for other in the_plan.other_cache_images:
+        lines.append(f"  also read from: {other.final} and its stages")
+    for warning in the_plan.warnings:
+        lines.append(f"warning: {warning}")
+    for name, text in the_plan.files.items():
+        lines += ["", f"--- generated {name} ---", text.rstrip("\n")]
+    lines += ["", "commands of a whole run:"]
+    lines += [f"+ {line}" for line in the_plan.commands()]
+    return "\n".join(lines)
+
+
+ns = Collection("ci-load", plan, pull, recipes, build, push, run)
+ns.configure({"ci_load": dict(DEFAULTS)})

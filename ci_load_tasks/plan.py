@@ -1,0 +1,414 @@
+"""Decide everything a ci-load run does, without running anything.
+
+``make_plan`` is a pure function of the settings, the rendered compose
+config(s), the Dockerfile text and the work directory. Its result names every
+cache image, holds the text of every generated compose file and the exact
+argv of every docker and compose command, in order. The steps only carry it
+out, and ``ci-load.plan --json`` prints it.
+"""
+
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import yaml
+
+from . import templates
+from .compose_config import ServiceBuild, read_service, service_image, services
+from .errors import ConfigError
+from .names import CacheImages, CacheLocation, cache_images
+from .settings import Settings
+from .shell import shell_line
+from .stages import Dockerfile, Stage, parse_dockerfile
+
+PUSH_PULL_FILE = "push_pull.yml"
+RECIPES_FILE = "recipes.yml"
+STAGES_FILE = "stages.yml"
+
+Argv = Tuple[str, ...]
+
+# NOTE: every build uses the classic builder for now, for stage builds and the
+# compose build of the recipes alike: an image built by one builder is no
+# cache for the other, and only the classic builder reuses layers of pulled
+# images without inline cache metadata. Builder choice is issue 4.
+BUILD_ENV = {"DOCKER_BUILDKIT": "0"}
+
+
+@dataclass(frozen=True)
+class Build:
+    """One ``docker build`` of a stage, or of the service itself (the last)."""
+
+    name: str  # the stage, or the main service for the final build
+    compose_service: str  # its service in the generated stages file
+    images: Tuple[str, ...]  # tags the build gives
+    argv: Argv
+
+
+@dataclass(frozen=True)
+class Tag:
+    source: str
+    target: str
+    argv: Argv
+
+
+@dataclass(frozen=True)
+class Plan:
+    service: str
+    compose_files: Tuple[str, ...]
+    project_dir: str
+    dockerfile: str
+    context: str
+    target: Optional[str]
+    stages_found: Tuple[str, ...]
+    stages: Tuple[str, ...]  # named stages to build, in build order
+    recipes: Tuple[str, ...]
+    cache_repo: Optional[str]
+    cache_images: CacheImages
+    other_cache_images: Tuple[CacheImages, ...]
+    cache_from: Tuple[str, ...]
+    workdir: str
+    files: Dict[str, str]  # generated file name -> text
+    pull: Argv
+    recipe_builds: Tuple[Build, ...]  # each recipe image, from the recipe compose file
+    builds: Tuple[Build, ...]
+    tags: Tuple[Tag, ...]
+    push: Argv
+    pushed: Tuple[str, ...]  # the cache images ``push`` stores
+    list_images: Argv  # lists local images, to see which cache images exist
+    build_env: Dict[str, str] = field(default_factory=lambda: dict(BUILD_ENV))
+    warnings: Tuple[str, ...] = field(default=())
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.workdir, name)
+
+    def as_json(self) -> dict:
+        data = asdict(self)
+        data["cache_images"] = self.cache_images.as_dict()
+        data["other_cache_images"] = [c.as_dict() for c in self.other_cache_images]
+        data["commands"] = self.commands()
+        return data
+
+    def commands(self) -> List[str]:
+        """Every command of a whole run (pull, recipes, build, push), in order,
+        as shell lines."""
+        found = [shell_line(self.pull)]
+        found += [shell_line(b.argv, self.build_env) for b in self.recipe_builds]
+        found += [shell_line(b.argv, self.build_env) for b in self.builds]
+        found += [shell_line(t.argv) for t in self.tags]
+        found.append(shell_line(self.push))
+        return found
+
+
+def make_plan(
+    settings: Settings,
+    config: Mapping,
+    dockerfile_text: str,
+    workdir: str,
+    recipe_config: Optional[Mapping] = None,
+) -> Plan:
+    """Plan a run for ``settings`` from the rendered compose ``config``.
+
+    ``dockerfile_text`` is the main service's Dockerfile; ``recipe_config`` is
+    the rendered recipe compose file, when one is configured.
+    """
+    if not settings.service:
+        raise ConfigError("no main service: pass --service NAME or set ci_load.service")
+    service = settings.service
+    files = settings.compose_files
+    build = read_service(config, service, files)
+    dockerfile = parse_dockerfile(dockerfile_text, build.dockerfile, build.args)
+    warnings = [
+        f"service {service!r}: build key(s) {', '.join(build.ignored_keys)} are not "
+        "passed on to docker build by ci-load"
+    ] if build.ignored_keys else []
+
+    main_target = _target_stage(dockerfile, build.target, service)
+    other_targets = _other_service_targets(config, settings, build, dockerfile)
+    needed = dockerfile.needed_for([main_target, *[t for _, t, _ in other_targets if t]])
+    for stage in needed:
+        if stage.name is None and stage is not main_target:
+            warnings.append(
+                f"{dockerfile.path}:{stage.line}: stage {stage.key} has no name, so it "
+                "cannot be cached as its own image; name it with FROM … AS NAME"
+            )
+    stage_names = tuple(s.name for s in needed if s.name)
+    recipes = _recipes(needed, settings.recipe_repo)
+    _check_recipes(recipes, settings, recipe_config)
+
+    location = _main_location(settings, config)
+    cache = cache_images(location, service, settings.cache_version, stage_names, recipes)
+    others = tuple(
+        cache_images(CacheLocation.parse(repo), service, settings.cache_version, stage_names, recipes)
+        for repo in settings.other_repos
+    )
+    cache_from = _cache_from(build, [img for _, _, img in other_targets], settings, cache, others)
+
+    docker = settings.docker
+    builds = []
+    all_services = services(config)
+    for stage in stage_names:
+        compose_service = f"{service}_stage_{stage}"
+        if compose_service in all_services:
+            raise ConfigError(
+                f"service {compose_service!r} in {', '.join(files)} collides with the "
+                f"name ci-load generates for stage {stage!r}; rename that service"
+            )
+        argv = _build_argv(docker, build, stage, cache_from, (cache.stages[stage],))
+        builds.append(Build(stage, compose_service, (cache.stages[stage],), argv))
+    final_images = tuple(dict.fromkeys(i for i in (build.image, cache.final) if i))
+    builds.append(
+        Build(service, service, final_images,
+              _build_argv(docker, build, build.target, cache_from, final_images))
+    )
+    tags = tuple(
+        _tag(docker, cache.stages[t.name] if t else cache.final, image)
+        for _, t, image in other_targets
+    )
+
+    recipe_builds = tuple(
+        _recipe_build(docker, settings, recipe_config, recipe, cache, others)
+        for recipe in recipes
+    )
+    workfile = lambda name: os.path.join(workdir, name)  # noqa: E731
+
+    push_pull_services = _push_pull_services(cache, others)
+    generated = {
+        PUSH_PULL_FILE: _render_push_pull(service, push_pull_services, workdir),
+        STAGES_FILE: _render_stages(settings, build, builds, cache_from, other_targets, config),
+    }
+    if recipes:
+        generated[RECIPES_FILE] = _render_recipes(settings, recipes, cache, others)
+    for name, text in generated.items():
+        _check_generated(name, text)
+
+    own = [name for name, image in push_pull_services if image in cache.all()]
+    pushed_images = tuple(cache.all())
+    compose_push_pull = (*settings.compose, "-f", workfile(PUSH_PULL_FILE),
+                         "--project-directory", workdir)
+    return Plan(
+        service=service,
+        compose_files=files,
+        project_dir=settings.project_dir,
+        dockerfile=dockerfile.path,
+        context=build.context,
+        target=build.target,
+        stages_found=tuple(s.key for s in dockerfile.stages),
+        stages=stage_names,
+        recipes=recipes,
+        cache_repo=str(location) if settings.cache_repo else None,
+        cache_images=cache,
+        other_cache_images=others,
+        cache_from=cache_from,
+        workdir=workdir,
+        files=generated,
+        pull=(*compose_push_pull, "pull", "--ignore-pull-failures"),
+        recipe_builds=recipe_builds,
+        builds=tuple(builds),
+        tags=tags,
+        push=(*compose_push_pull, "push", *own),
+        pushed=pushed_images,
+        list_images=(*docker, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"),
+        warnings=tuple(warnings),
+    )
+
+
+def _target_stage(dockerfile: Dockerfile, target: Optional[str], service: str) -> Stage:
+    if not target:
+        return dockerfile.last
+    stage = dockerfile.find(target)
+    if stage is None or stage.name is None:
+        named = ", ".join(s.name for s in dockerfile.stages if s.name) or "none"
+        raise ConfigError(
+            f"service {service!r}: target {target!r} is not a stage of "
+            f"{dockerfile.path} (named stages: {named})"
+        )
+    return stage
+
+
+def _other_service_targets(config, settings, build: ServiceBuild, dockerfile: Dockerfile):
+    """(service, stage or None for the final image, image) for each other service."""
+    found = []
+    for name in settings.other_services:
+        image = service_image(config, name, settings.compose_files)
+        section = (services(config).get(name) or {}).get("build")
+        stage = None
+        if section is not None:
+            other = read_service(config, name, settings.compose_files)
+            if (other.dockerfile, other.context) != (build.dockerfile, build.context):
+                raise ConfigError(
+                    f"other service {name!r} builds {other.dockerfile} in {other.context}, "
+                    f"not the main service's {build.dockerfile} in {build.context}; ci-load "
+                    "tags other services only from the main service's stages"
+                )
+            if other.target:
+                stage = _target_stage(dockerfile, other.target, name)
+        found.append((name, stage, image))
+    return found
+
+
+def _recipes(stages: Sequence[Stage], recipe_repo: Optional[str]) -> Tuple[str, ...]:
+    """Tags of recipe images (``RECIPE_REPO:TAG``) that the stages build on."""
+    if not recipe_repo:
+        return ()
+    found = []
+    prefix = recipe_repo + ":"
+    for stage in stages:
+        if stage.base.startswith(prefix):
+            found.append(stage.base[len(prefix):].split("@", 1)[0])
+    return tuple(dict.fromkeys(found))
+
+
+def _check_recipes(recipes, settings: Settings, recipe_config) -> None:
+    if not recipes:
+        return
+    if not settings.recipe_compose:
+        raise ConfigError(
+            f"the Dockerfile builds on recipe image(s) {', '.join(recipes)} of "
+            f"{settings.recipe_repo}: set --recipe-compose to the compose file that "
+            "builds them"
+        )
+    missing = [r for r in recipes if r not in services(recipe_config or {})]
+    if missing:
+        raise ConfigError(
+            f"recipe compose file {settings.recipe_compose} has no service for recipe(s) "
+            f"{', '.join(missing)}; add a service named after each recipe tag"
+        )
+
+
+def _recipe_cache_from(settings, recipe, cache, others) -> List[str]:
+    """What a recipe image may take layers from: its cache images, then itself."""
+    found = [images.recipes[recipe] for images in (cache, *others)]
+    found.append(f"{settings.recipe_repo}:{recipe}")
+    return found
+
+
+def _recipe_build(docker, settings, recipe_config, recipe, cache, others) -> Build:
+    """Build a recipe image as its recipe compose service says, plus our cache_from.
+
+    NOTE: ``docker build``, not ``compose build``: compose's classic builder
+    ignores cache_from (seen with compose 2.40), so the rebuilt recipe would
+    get a new image id and every stage built on it would miss the cache.
+    """
+    build = read_service(recipe_config, recipe, [settings.recipe_compose])
+    cache_from = tuple(dict.fromkeys([*build.cache_from,
+                                      *_recipe_cache_from(settings, recipe, cache, others)]))
+    images = (f"{settings.recipe_repo}:{recipe}", cache.recipes[recipe])
+    return Build(recipe, recipe, images,
+                 _build_argv(docker, build, build.target, cache_from, images))
+
+
+def _main_location(settings: Settings, config) -> CacheLocation:
+    if settings.cache_repo:
+        return CacheLocation.parse(settings.cache_repo)
+    # Without a cache repo nothing is pulled or pushed, but stage images still
+    # need names; keep them apart per compose project.
+    project = str(config.get("name") or os.path.basename(settings.project_dir))
+    project = re.sub(r"[^a-z0-9]+", "-", project.lower()).strip("-") or "project"
+    return CacheLocation(f"ci-load-local/{project}")
+
+
+def _cache_from(build: ServiceBuild, other_images, settings, cache, others) -> Tuple[str, ...]:
+    """Every image a build may take layers from, the service's own list first.
+
+    The same full list goes to every build: the legacy builder only reuses
+    layers of images named in --cache-from, so a stage built a moment ago
+    must be on the list of the stages after it.
+    """
+    candidates = list(build.cache_from)
+    candidates += [i for i in (build.image, *other_images) if i]
+    for images in (cache, *others):
+        candidates.append(images.final)
+        candidates += images.stages.values()
+        for recipe, image in images.recipes.items():
+            candidates += [image, f"{settings.recipe_repo}:{recipe}"]
+    return tuple(dict.fromkeys(candidates))
+
+
+def _build_argv(docker, build: ServiceBuild, target, cache_from, images) -> Argv:
+    argv = [*docker, "build", "-f", build.dockerfile]
+    if target:
+        argv += ["--target", target]
+    for key, value in build.args.items():
+        argv += ["--build-arg", key if value is None else f"{key}={value}"]
+    for image in cache_from:
+        argv += ["--cache-from", image]
+    if build.network:
+        argv += ["--network", build.network]
+    for image in images:
+        argv += ["-t", image]
+    argv.append(build.context)
+    return tuple(argv)
+
+
+def _tag(docker, source, target) -> Tag:
+    return Tag(source, target, (*docker, "tag", source, target))
+
+
+def _push_pull_services(cache: CacheImages, others) -> List[Tuple[str, str]]:
+    """(compose service name, image): the main location's, then each other's."""
+    found = []
+    for prefix, images in [("cache", cache), *((f"other{i}", o) for i, o in enumerate(others, 1))]:
+        found.append((f"{prefix}_final", images.final))
+        found += [(f"{prefix}_stage_{s}", i) for s, i in images.stages.items()]
+        found += [(f"{prefix}_recipe_{r}", i) for r, i in images.recipes.items()]
+    return found
+
+
+def _render_push_pull(service, push_pull_services, workdir) -> str:
+    body = "".join(
+        templates.render("push_pull_service.yml", name=name, image=templates.scalar(image),
+                         context=templates.scalar(_escape(workdir)))
+        for name, image in push_pull_services
+    )
+    return templates.render("push_pull.yml", service=service, services=body.rstrip("\n"))
+
+
+def _render_recipes(settings, recipes, cache, others) -> str:
+    body = ""
+    for recipe in recipes:
+        cache_from = _recipe_cache_from(settings, recipe, cache, others)
+        body += templates.render("recipe_service.yml", name=recipe,
+                                 cache_from=templates.scalar(cache_from))
+    return templates.render("recipes.yml", recipe_compose=settings.recipe_compose,
+                            services=body.rstrip("\n"))
+
+
+def _render_stages(settings, build: ServiceBuild, builds, cache_from, other_targets, config) -> str:
+    entries = []
+    for item in builds:
+        section = dict(build.section)  # compose's own text: escapes intact
+        section["target"] = item.name if item.compose_service != build.service else build.target
+        if section["target"] is None:
+            del section["target"]
+        section["cache_from"] = list(cache_from)
+        entries.append((item.compose_service, item.images[0], section))
+    for name, _, image in other_targets:
+        section = (services(config).get(name) or {}).get("build")
+        if section is not None:
+            section = dict(section) if isinstance(section, dict) else {"context": section}
+            section["cache_from"] = list(cache_from)
+            entries.append((name, image, section))
+    body = "".join(
+        templates.render("stage_service.yml", name=name, image=templates.scalar(image),
+                         build=templates.block(section, 6))
+        + "\n"
+        for name, image, section in entries
+    )
+    return templates.render(
+        "stages.yml", service=build.service, compose_files=", ".join(settings.compose_files),
+        dockerfile=build.dockerfile, services=body.rstrip("\n"),
+    )
+
+
+def _escape(value: str) -> str:
+    return value.replace("$", "$$")
+
+
+def _check_generated(name: str, text: str) -> None:
+    # Parse what we render: a template mistake must fail here, not in compose.
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:  # pragma: no cover - a bug in a template
+        raise AssertionError(f"generated {name} is not valid YAML: {error}") from None
+    assert isinstance(data, dict) and data.get("services"), f"generated {name} has no services"

@@ -1,0 +1,58 @@
+"""What a run did, for people (the summary) and for machines (``--report``)."""
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional
+
+from .build_log import BuildLog
+
+
+@dataclass
+class StageResult:
+    name: str
+    cached: bool  # every step of the build came from cache
+    seconds: float
+    steps: List[Dict] = field(default_factory=list)  # [{"instruction", "cached"}]
+
+    @classmethod
+    def from_log(cls, name: str, log: BuildLog, seconds: float) -> "StageResult":
+        steps = [{"instruction": s.instruction, "cached": s.cached} for s in log.steps]
+        return cls(name, log.cached, round(seconds, 3), steps)
+
+
+@dataclass
+class Report:
+    stages: List[StageResult] = field(default_factory=list)  # the service's build last
+    recipes: List[StageResult] = field(default_factory=list)
+    tagged: List[str] = field(default_factory=list)
+    pushed: List[str] = field(default_factory=list)
+    pulled: List[str] = field(default_factory=list)  # cache images found after pull
+    missing: List[str] = field(default_factory=list)  # cache images no location had
+    step_seconds: Dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def write(self, path: Optional[str]) -> None:
+        if not path:
+            return
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as file:
+            json.dump(self.as_dict(), file, indent=2)
+            file.write("\n")
+
+    def summary(self) -> str:
+        """A plain text table of the stage builds."""
+        if not self.stages:
+            return ""
+        width = max(len(s.name) for s in self.stages)
+        lines = [f"{'stage'.ljust(width)}  cache  seconds  steps run"]
+        for stage in self.stages:
+            run = sum(1 for step in stage.steps if not step["cached"])
+            lines.append(
+                f"{stage.name.ljust(width)}  {'hit ' if stage.cached else 'miss'}   "
+                f"{stage.seconds:7.1f}  {run}/{len(stage.steps)}"
+            )
+        return "\n".join(lines)

@@ -1,0 +1,132 @@
+"""The one place ci-load runs docker and compose (the only module using ``sh``).
+
+Every command is printed shell-quoted before it runs, so it can be pasted
+into a terminal; its output streams live; the last lines are kept so a
+failure can be reported with the end of the output, where docker says what
+went wrong. A dry run prints what would run and runs nothing that changes
+anything.
+"""
+
+import collections
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional, Sequence, TextIO
+
+import sh
+
+from .errors import CommandError
+from .shell import shell_line
+
+# sh logs every command it starts at INFO; users see our echo instead.
+logging.getLogger("sh").setLevel(logging.WARNING)
+
+TAIL_LINES = 30
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: tuple
+    exit_code: int
+    output: str  # stdout (and stderr when merged); empty in a dry run
+    seconds: float
+    ran: bool = True
+
+
+class Runner:
+    def __init__(self, dry: bool = False, echo: bool = True, out: Optional[TextIO] = None):
+        self.dry = dry
+        self.echo = echo
+        self.out = out if out is not None else sys.stdout
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        changes: bool = True,
+        stream: bool = True,
+        merge_stderr: bool = True,
+        ok_codes: Sequence[int] = (0,),
+        on_line: Optional[Callable[[str], None]] = None,
+        env: Optional[Mapping[str, str]] = None,
+    ) -> Result:
+        """Run ``argv`` and return its output.
+
+        ``changes=False`` marks a command that only reads (``compose config``):
+        it runs in a dry run too, since planning needs its answer. With
+        ``merge_stderr=False`` only stdout is kept and stderr streams to ours,
+        for commands whose stdout is data. ``env`` adds variables to ours; they
+        are shown in front of the command, as a shell would take them.
+        """
+        argv = tuple(str(a) for a in argv)
+        env = dict(env or {})
+        shown = shell_line(argv, env)
+        if self.dry and changes:
+            self.say(f"+ {shown}  # dry run: not run")
+            return Result(argv, 0, "", 0.0, ran=False)
+        if self.echo:
+            self.say(f"+ {shown}")
+
+        tail = collections.deque(maxlen=TAIL_LINES)
+        kept = []
+
+        def keep(line: str) -> None:
+            kept.append(line)
+            tail.append(line)
+            if stream:
+                self.out.write(line)
+                self.out.flush()
+            if on_line:
+                on_line(line)
+
+        def pass_stderr(line: str) -> None:
+            tail.append(line)
+            sys.stderr.write(line)
+            sys.stderr.flush()
+
+        try:
+            command = sh.Command(argv[0])
+        except sh.CommandNotFound:
+            raise CommandError(
+                f"{argv[0]!r} not found: install it or point ci-load at it "
+                "(--docker / --compose, ci_load.docker / ci_load.compose)",
+                argv,
+            ) from None
+
+        started = time.monotonic()
+        try:
+            stderr = {"_err_to_out": True} if merge_stderr else {"_err": pass_stderr}
+            process = command(
+                *argv[1:],
+                _out=keep,
+                **stderr,
+                _ok_code=list(ok_codes),
+                _in=None,
+                # A pipe, not sh's default pseudo-terminal: docker and compose
+                # then print plain lines instead of redrawn progress bars.
+                _tty_out=False,
+                _env={**os.environ, **env},
+                _return_cmd=True,
+                _truncate_exc=False,
+            )
+            exit_code = process.exit_code
+        except sh.ForkException as error:
+            # The program exists but could not be started (bad interpreter,
+            # not executable); sh reports the OS error inside its message.
+            reason = str(error).strip().splitlines()[-1:] or ["unknown error"]
+            raise CommandError(f"cannot start {argv[0]}: {reason[0].strip()}", argv) from None
+        except sh.ErrorReturnCode as error:
+            seconds = time.monotonic() - started
+            raise CommandError(
+                f"command failed with exit code {error.exit_code} after {seconds:.1f}s: "
+                f"{shown}",
+                argv,
+                error.exit_code,
+                "".join(tail),
+            ) from None
+        return Result(argv, exit_code, "".join(kept), time.monotonic() - started)

@@ -1,0 +1,133 @@
+"""One frozen value holding every ci-load setting.
+
+Built once at the task edge from invoke's config (the ``ci_load`` namespace)
+and the task's flags: a flag beats config, config beats the default. Nothing
+below the task layer reads invoke's config again.
+"""
+
+import os
+import shlex
+from dataclasses import dataclass, fields
+from typing import Any, Mapping, Optional, Tuple
+
+from .errors import ConfigError
+
+#: Every configuration key with its default, declared once. List-valued keys
+#: default to strings because invoke cannot set a list from an ``INVOKE_*``
+#: environment variable; a string is split (see ``_as_list``).
+DEFAULTS = {
+    "compose_files": "docker-compose.yml",
+    "project_dir": None,
+    "service": None,
+    "other_services": "",
+    "cache_repo": None,
+    "other_repos": "",
+    "cache_version": None,
+    "recipe_repo": None,
+    "recipe_compose": None,
+    "docker": "docker",
+    "compose": "docker compose",
+    "workdir": None,
+    "keep": False,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    compose_files: Tuple[str, ...]
+    project_dir: str
+    service: Optional[str]
+    other_services: Tuple[str, ...]
+    cache_repo: Optional[str]
+    other_repos: Tuple[str, ...]
+    cache_version: Optional[str]
+    recipe_repo: Optional[str]
+    recipe_compose: Optional[str]
+    docker: Tuple[str, ...]
+    compose: Tuple[str, ...]
+    workdir: Optional[str]
+    keep: bool
+
+    @classmethod
+    def resolve(cls, config: Mapping[str, Any], flags: Mapping[str, Any]) -> "Settings":
+        """Merge ``flags`` over ``config`` over ``DEFAULTS``.
+
+        A flag counts as given when it is not None and not an empty list
+        (invoke hands repeatable flags over as ``[]`` when absent); a boolean
+        flag can only switch its setting on.
+        """
+        unknown = set(config) - set(DEFAULTS)
+        if unknown:
+            raise ConfigError(
+                "unknown ci_load config key(s): "
+                + ", ".join(sorted(unknown))
+                + "; known keys are "
+                + ", ".join(DEFAULTS)
+            )
+        merged = dict(DEFAULTS)
+        merged.update({k: v for k, v in config.items() if v is not None})
+        for key, value in flags.items():
+            if key not in DEFAULTS:
+                raise KeyError(key)  # a programming error in a task signature
+            if value is None or value == [] or value is False:
+                continue
+            merged[key] = value
+
+        compose_files = _as_list(merged["compose_files"], os.pathsep)
+        if not compose_files:
+            raise ConfigError("no compose file given: pass --compose-file FILE")
+        compose_files = tuple(os.path.abspath(f) for f in compose_files)
+        project_dir = merged["project_dir"] or os.path.dirname(compose_files[0])
+        return cls(
+            compose_files=compose_files,
+            project_dir=os.path.abspath(project_dir),
+            service=merged["service"] or None,
+            other_services=_as_list(merged["other_services"]),
+            cache_repo=merged["cache_repo"] or None,
+            other_repos=_as_list(merged["other_repos"]),
+            cache_version=merged["cache_version"] or None,
+            recipe_repo=merged["recipe_repo"] or None,
+            recipe_compose=_abspath_or_none(merged["recipe_compose"]),
+            docker=_as_command(merged["docker"], "docker"),
+            compose=_as_command(merged["compose"], "compose"),
+            workdir=_abspath_or_none(merged["workdir"]),
+            keep=_as_bool(merged["keep"]),
+        )
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _as_list(value, separator=None) -> Tuple[str, ...]:
+    """Accept a list (flags, YAML config) or one string (environment).
+
+    A string is split on ``separator`` (compose files use ``os.pathsep``, as
+    ``COMPOSE_FILE`` does) or else on commas and white space.
+    """
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        if separator:
+            parts = value.split(separator)
+        else:
+            parts = value.replace(",", " ").split()
+    else:
+        parts = [str(v) for v in value]
+    return tuple(p.strip() for p in parts if p.strip())
+
+
+def _as_command(value, key: str) -> Tuple[str, ...]:
+    argv = tuple(shlex.split(value)) if isinstance(value, str) else tuple(value)
+    if not argv:
+        raise ConfigError(f"ci_load.{key} is empty: set it to the {key} command to run")
+    return argv
+
+
+def _as_bool(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "0", "false", "no", "off")
+    return bool(value)
+
+
+def _abspath_or_none(value) -> Optional[str]:
+    return os.path.abspath(value) if value else None

@@ -1,0 +1,207 @@
+"""The stages of a Dockerfile and what each one needs.
+
+Parsing is BuildKit's own parser (the ``dockerfile`` package binds it), so
+escape directives, continuations, heredocs and keyword case come out exactly
+as Docker reads them; this module only interprets the instructions.
+"""
+
+import re
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+
+import dockerfile as buildkit_parser
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Stage:
+    index: int
+    name: Optional[str]  # as Docker stores it: lower case; None when unnamed
+    base: str  # the FROM image or stage, build args substituted
+    needs: Tuple[str, ...]  # keys of earlier stages this one uses
+    line: int
+
+    @property
+    def key(self) -> str:
+        """The stage's name, or ``#N`` for an unnamed one."""
+        return self.name if self.name else f"#{self.index}"
+
+
+@dataclass(frozen=True)
+class Dockerfile:
+    path: str
+    stages: Tuple[Stage, ...]
+
+    def find(self, ref: str) -> Optional[Stage]:
+        """The stage a ``--target``, ``FROM`` or ``--from`` value names."""
+        ref = ref.strip()
+        if ref.isdigit():
+            index = int(ref)
+            return self.stages[index] if index < len(self.stages) else None
+        for stage in self.stages:
+            if stage.name == ref.lower() or stage.key == ref:
+                return stage
+        return None
+
+    @property
+    def last(self) -> Stage:
+        return self.stages[-1]
+
+    def needed_for(self, targets: Iterable[Stage]) -> List[Stage]:
+        """Every stage the ``targets`` need, themselves included, in file order.
+
+        File order is a valid build order: a stage can only use earlier ones.
+        """
+        by_key = {s.key: s for s in self.stages}
+        wanted = set()
+        todo = [t.key for t in targets]
+        while todo:
+            key = todo.pop()
+            if key not in wanted:
+                wanted.add(key)
+                todo.extend(by_key[key].needs)
+        return [s for s in self.stages if s.key in wanted]
+
+    def base_images(self) -> List[str]:
+        """Images (not stages) that stages are built ``FROM``."""
+        keys = {s.key for s in self.stages}
+        return [s.base for s in self.stages if s.base.lower() not in keys]
+
+
+def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str]]) -> Dockerfile:
+    """Read the stages of Dockerfile ``text`` (read from ``path``).
+
+    ``build_args`` are the compose build args: they override the defaults of
+    the global ``ARG``s before the first ``FROM``, as ``docker build`` does.
+    """
+    try:
+        commands = buildkit_parser.parse_string(text)
+    except buildkit_parser.GoParseError as error:
+        raise ConfigError(f"{path}: cannot parse the Dockerfile: {error}") from None
+
+    global_args: Dict[str, str] = {}
+    stages: List[Stage] = []
+    current = None  # (index, name, base, needs, line) of the stage being read
+    for command in commands:
+        instruction = command.cmd.upper()
+        if instruction == "FROM":
+            if current:
+                stages.append(Stage(*current))
+            current = _read_from(command, len(stages), global_args, stages, path)
+        elif current is None:
+            if instruction == "ARG":
+                _declare_args(command.value, build_args, global_args)
+        else:
+            current[3].extend(_stages_used(command, stages, path))
+    if current is None:
+        raise ConfigError(f"{path}: no FROM instruction: a Dockerfile must start a stage with FROM")
+    stages.append(Stage(*current))
+    return Dockerfile(path=path, stages=tuple(_freeze(stages)))
+
+
+def _read_from(command, index, global_args, earlier, path):
+    words = list(command.value)
+    name = None
+    if len(words) == 3 and words[1].upper() == "AS":
+        name = words[2].strip().lower()
+        words = words[:1]
+    if len(words) != 1:
+        raise ConfigError(
+            f"{path}:{command.start_line}: cannot read {command.original!r}: "
+            "expected FROM [--platform=…] IMAGE [AS NAME]"
+        )
+    base = expand_args(words[0], global_args)
+    needs = []
+    stage = _find(earlier, base)
+    if stage is not None:
+        needs.append(stage.key)
+    return [index, name, base, needs, command.start_line]
+
+
+def _stages_used(command, earlier, path) -> List[str]:
+    """Keys of earlier stages that ``COPY --from`` or ``RUN --mount`` reads."""
+    refs = []
+    for flag in command.flags:
+        option, _, value = flag.partition("=")
+        option = option.lower()
+        if option == "--from" and command.cmd.upper() in ("COPY", "ADD"):
+            refs.append(value)
+        elif option == "--mount":
+            for field in value.split(","):
+                key, _, field_value = field.partition("=")
+                if key.strip().lower() == "from":
+                    refs.append(field_value.strip())
+    used = []
+    for ref in refs:
+        stage = _find(earlier, ref)
+        if stage is not None:
+            used.append(stage.key)
+        elif ref.isdigit():
+            raise ConfigError(
+                f"{path}:{command.start_line}: {command.original!r} refers to stage "
+                f"{ref}, which is not an earlier stage"
+            )
+        # Anything else is an image (``COPY --from=busybox``), not a stage.
+    return used
+
+
+def _find(stages, ref):
+    ref = ref.strip()
+    if ref.isdigit():
+        index = int(ref)
+        return stages[index] if index < len(stages) else None
+    for stage in stages:
+        if stage.name is not None and stage.name == ref.lower():
+            return stage
+    return None
+
+
+def _declare_args(values, build_args, global_args):
+    for declaration in values:
+        name, has_default, default = declaration.partition("=")
+        if name in build_args and build_args[name] is not None:
+            global_args[name] = build_args[name]
+        elif has_default:
+            global_args[name] = expand_args(_unquote(default), global_args)
+        else:
+            global_args.setdefault(name, "")
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+_VARIABLE = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:[-+])?(?P<word>[^}]*)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
+
+
+def expand_args(text: str, values: Mapping[str, str]) -> str:
+    """Substitute ``$NAME``, ``${NAME}``, ``${NAME:-word}``, ``${NAME:+word}``.
+
+    The forms Docker allows in ``FROM``; an unknown name becomes empty.
+    """
+
+    def substitute(match):
+        name = match.group("braced") or match.group("plain")
+        value = values.get(name, "")
+        op = match.group("op")
+        if op == ":-":
+            return value or match.group("word")
+        if op == ":+":
+            return match.group("word") if value else ""
+        return value
+
+    return _VARIABLE.sub(substitute, text)
+
+
+def _freeze(stages):
+    for stage in stages:
+        yield Stage(
+            index=stage.index,
+            name=stage.name,
+            base=stage.base,
+            needs=tuple(dict.fromkeys(stage.needs)),
+            line=stage.line,
+        )

@@ -1,0 +1,37 @@
+"""This repo's tasks: the ci-load collection, as a user adds it, plus dev tasks.
+
+``inv ci-load.<step>`` runs ci-load itself; ``inv test`` runs the test suite
+and ``inv demo`` runs the pipeline on ``examples/`` against a private Docker
+engine and registry (see README.md).
+"""
+
+import sys
+from pathlib import Path
+
+from invoke import Collection, task
+
+import ci_load_tasks
+
+REPO = Path(__file__).resolve().parent
+
+
+@task(help={"args": "extra pytest arguments, e.g. '-k plan -x'"})
+def test(c, args=""):
+    """Run the whole test suite, end-to-end tests included.
+
+    The end-to-end tests start their own dockerd and registry; they need root
+    and the packages devkit/setup.sh installs. Under CI they never skip.
+    """
+    with c.cd(REPO):
+        c.run(f"{sys.executable} -m pytest {args}", pty=False)
+
+
+@task
+def demo(c):
+    """Run ci-load on examples/ twice, cold then warm on a wiped engine, and time both."""
+    with c.cd(REPO):
+        c.run(f"{sys.executable} -m devkit.demo", pty=False)
+
+
+ns = Collection(test, demo)
+ns.add_collection(ci_load_tasks.ns)

@@ -1,0 +1,2 @@
+FROM busybox:1.36 AS base
+FROM base AS runtime

@@ -1,0 +1,2 @@
+# A Dockerfile without a stage.
+ARG BASE=busybox:1.36
