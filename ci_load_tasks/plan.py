@@ -125,7 +125,11 @@ def make_plan(
 
     main_target = _target_stage(dockerfile, build.target, service)
     other_targets = _other_service_targets(config, settings, build, dockerfile)
-    needed = dockerfile.needed_for([main_target, *[t for _, t, _ in other_targets if t]])
+    targets = [main_target, *[t for _, t, _ in other_targets if t]]
+    # NOTE: the classic builder builds every stage before its target, used or
+    # not, so each of those needs a cache image or it runs on every build.
+    # BuildKit (issue 4) builds only what a target needs: dockerfile.needed_for.
+    needed = list(dockerfile.stages[: max(t.index for t in targets) + 1])
     for stage in needed:
         if stage.name is None and stage is not main_target:
             warnings.append(

@@ -14,6 +14,7 @@ from .errors import CommandError, ConfigError
 from .plan import PUSH_PULL_FILE, RECIPES_FILE, STAGES_FILE, Build, Plan
 from .report import Report, StageResult
 from .runner import Runner
+from .shell import shell_line
 
 
 def write_files(plan: Plan, names: Iterable[str]) -> None:
@@ -70,6 +71,14 @@ def restore_recipes(plan: Plan, runner: Runner, report: Report) -> None:
 def build(plan: Plan, runner: Runner, report: Report) -> None:
     """Build each stage in order, then the service; tag the other services."""
     write_files(plan, [STAGES_FILE])
+    if plan.recipe_builds and not runner.dry:
+        local = _local_images(plan, runner)
+        for item in plan.recipe_builds:
+            if item.images[0] not in local:
+                raise ConfigError(
+                    f"recipe image {item.images[0]} is not built; run ci-load.recipes "
+                    "first (ci-load.run does both)"
+                )
     for item in plan.builds:
         report.stages.append(_build_one(plan, runner, item, _describe(plan, item.name)))
         report.tagged.extend(item.images)
@@ -80,7 +89,14 @@ def build(plan: Plan, runner: Runner, report: Report) -> None:
 
 def _build_one(plan: Plan, runner: Runner, item: Build, what: str) -> StageResult:
     runner.say(f"-- building {what}")
-    result = runner.run(item.argv, env=plan.build_env)
+    try:
+        result = runner.run(item.argv, env=plan.build_env)
+    except CommandError as error:
+        raise CommandError(
+            f"building {what} failed with exit code {error.exit_code}; its output "
+            f"ends above. The command was: {shell_line(item.argv, plan.build_env)}",
+            error.argv, error.exit_code, error.tail,
+        ) from None
     log = parse_build_output(result.output)
     if result.ran:
         runner.say(

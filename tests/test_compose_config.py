@@ -105,7 +105,9 @@ def test_a_services_target_is_read():
 @pytest.mark.parametrize(
     "name, service, arg, value",
     [
-        pytest.param("shop.yml", "shop", "GREETING", "costs $5", id="one escaped dollar"),
+        pytest.param(
+            "shop.yml", "shop", "GREETING", "costs $5", id="one escaped dollar"
+        ),
         pytest.param("edge.yml", "extra", "DOLLARS", "$HOME and ${USER}",
                      id="escaped variables stay literal"),
     ],

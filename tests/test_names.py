@@ -15,7 +15,8 @@ from ci_load_tasks.names import (
 
 
 def names_for(location, service="app", version=None, stages=(), recipes=()):
-    return cache_images(CacheLocation.parse(location), service, version, stages, recipes)
+    location = CacheLocation.parse(location)
+    return cache_images(location, service, version, stages, recipes)
 
 
 # -- the names of the ancestor ci_load.py ---------------------------------------
@@ -98,7 +99,9 @@ def test_cache_images_are_named_like_the_ancestor_ci_load(
 
 
 def test_stages_and_recipes_keep_the_order_they_are_given_in():
-    images = names_for("cache", stages=["toolchain", "deps", "build"], recipes=["b", "a"])
+    images = names_for(
+        "cache", stages=["toolchain", "deps", "build"], recipes=["b", "a"]
+    )
 
     assert list(images.stages) == ["toolchain", "deps", "build"]
     assert list(images.recipes) == ["b", "a"]
@@ -136,7 +139,9 @@ def test_a_cache_version_with_characters_docker_refuses_becomes_a_valid_tag():
     "text, repo, prefix",
     [
         pytest.param("cache", "cache", None, id="a bare repository"),
-        pytest.param("team/cache:main", "team/cache", "main", id="a repository and a tag"),
+        pytest.param(
+            "team/cache:main", "team/cache", "main", id="a repository and a tag"
+        ),
         pytest.param(
             "registry.example.com/team/cache", "registry.example.com/team/cache", None,
             id="a registry host",
@@ -149,7 +154,9 @@ def test_a_cache_version_with_characters_docker_refuses_becomes_a_valid_tag():
             "127.0.0.1:5000/team/cache:P", "127.0.0.1:5000/team/cache", "P",
             id="a registry with a port and a tag",
         ),
-        pytest.param("  team/cache:main  ", "team/cache", "main", id="white space around"),
+        pytest.param(
+            "  team/cache:main  ", "team/cache", "main", id="white space around"
+        ),
         pytest.param(
             "Registry.Example.com/cache", "Registry.Example.com/cache", None,
             id="a registry host in upper case",

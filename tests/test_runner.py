@@ -56,8 +56,27 @@ def test_arguments_are_passed_on_as_strings():
     assert result.output == "['5', 'a b']\n"
 
 
+def test_added_environment_variables_reach_the_command_and_are_shown_before_it(
+    out, monkeypatch
+):
+    monkeypatch.setenv("CI_LOAD_TEST_INHERITED", "kept")
+    argv = python("""
+        import os
+        print(os.environ["DOCKER_BUILDKIT"], os.environ["CI_LOAD_TEST_INHERITED"])
+    """)
+
+    result = Runner(out=out).run(argv, env={"DOCKER_BUILDKIT": "0", "NOTE": "a b"})
+
+    assert result.output == "0 kept\n"
+    assert out.getvalue() == (
+        f"+ DOCKER_BUILDKIT=0 NOTE='a b' {shlex.join(argv)}\n0 kept\n"
+    )
+
+
 def test_output_without_a_final_newline_is_returned_whole():
-    result = Runner(out=io.StringIO()).run(python("import sys; sys.stdout.write('a\\nb')"))
+    argv = python("import sys; sys.stdout.write('a\\nb')")
+
+    result = Runner(out=io.StringIO()).run(argv)
 
     assert result.output == "a\nb"
 
@@ -156,7 +175,9 @@ def test_a_failing_command_raises_with_its_exit_code_and_the_end_of_its_output()
 
     assert error.value.exit_code == 3
     assert error.value.argv == tuple(argv)
-    assert error.value.tail == "".join(f"line {i}\n" for i in range(101 - TAIL_LINES, 101))
+    assert error.value.tail == "".join(
+        f"line {i}\n" for i in range(101 - TAIL_LINES, 101)
+    )
     assert str(error.value).startswith("command failed with exit code 3 after ")
     assert str(error.value).endswith(f"s: {shlex.join(argv)}")
 
@@ -176,7 +197,9 @@ def test_the_tail_of_a_failure_holds_stderr_when_it_is_not_merged(capsys):
 
 
 def test_an_exit_code_listed_as_ok_is_returned_not_raised():
-    result = Runner(out=io.StringIO()).run(python("import sys; sys.exit(2)"), ok_codes=(0, 2))
+    argv = python("import sys; sys.exit(2)")
+
+    result = Runner(out=io.StringIO()).run(argv, ok_codes=(0, 2))
 
     assert result.exit_code == 2
 
@@ -217,6 +240,14 @@ def test_a_dry_run_prints_a_changing_command_and_does_not_run_it(tmp_path, out):
     assert not marker.exists()
     assert out.getvalue() == f"+ {shlex.join(argv)}  # dry run: not run\n"
     assert result == Result(tuple(argv), 0, "", 0.0, ran=False)
+
+
+def test_a_dry_run_shows_the_added_environment_variables(out):
+    Runner(dry=True, out=out).run(
+        ["docker", "build", "."], env={"DOCKER_BUILDKIT": "0"}
+    )
+
+    assert out.getvalue() == "+ DOCKER_BUILDKIT=0 docker build .  # dry run: not run\n"
 
 
 def test_a_dry_run_does_not_even_look_for_the_program(out):

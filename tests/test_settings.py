@@ -85,10 +85,14 @@ def test_the_collection_defaults_as_config_resolve_like_no_config_at_all():
         ),
         pytest.param("other_repos", ["config/cache"], ["flag/cache"], ("flag/cache",),
                      id="repeated other repos replace the configured list"),
-        pytest.param("docker", "podman", "/opt/docker --debug", ("/opt/docker", "--debug"),
-                     id="docker command"),
-        pytest.param("compose", "docker-compose", "docker compose", ("docker", "compose"),
-                     id="compose command"),
+        pytest.param(
+            "docker", "podman", "/opt/docker --debug", ("/opt/docker", "--debug"),
+            id="docker command",
+        ),
+        pytest.param(
+            "compose", "docker-compose", "docker compose", ("docker", "compose"),
+            id="compose command",
+        ),
     ],
 )
 def test_a_flag_beats_config(key, config_value, flag_value, expected):
@@ -105,7 +109,9 @@ def test_a_flag_beats_config(key, config_value, flag_value, expected):
                      id="cache repo"),
         pytest.param("cache_version", "v1", "v1", id="cache version"),
         pytest.param("other_services", ["a", "b"], ("a", "b"), id="other services"),
-        pytest.param("other_repos", ["config/cache"], ("config/cache",), id="other repos"),
+        pytest.param(
+            "other_repos", ["config/cache"], ("config/cache",), id="other repos"
+        ),
         pytest.param("docker", ["podman", "--remote"], ("podman", "--remote"),
                      id="docker command as a list"),
         pytest.param("keep", True, True, id="keep"),
@@ -125,13 +131,19 @@ def test_repeatable_flags_given_as_empty_lists_leave_the_configured_lists():
 
     assert settings.other_services == ("test",)
     assert settings.other_repos == ("team/other",)
-    assert [os.path.basename(f) for f in settings.compose_files] == ["base.yml", "ci.yml"]
+    assert [os.path.basename(f) for f in settings.compose_files] == [
+        "base.yml", "ci.yml",
+    ]
 
 
 def test_a_repeated_compose_file_flag_replaces_the_configured_files(in_project):
-    settings = resolve({"compose_files": ["base.yml"]}, compose_files=["a.yml", "b.yml"])
+    settings = resolve(
+        {"compose_files": ["base.yml"]}, compose_files=["a.yml", "b.yml"]
+    )
 
-    assert settings.compose_files == (str(in_project / "a.yml"), str(in_project / "b.yml"))
+    assert settings.compose_files == (
+        str(in_project / "a.yml"), str(in_project / "b.yml"),
+    )
 
 
 def test_the_keep_flag_switches_keep_on_but_an_absent_flag_leaves_config_on():
@@ -144,7 +156,9 @@ def test_a_config_value_of_none_counts_as_not_configured():
 
     assert settings.service is None
     assert settings.docker == ("docker",)
-    assert [os.path.basename(f) for f in settings.compose_files] == ["docker-compose.yml"]
+    assert [os.path.basename(f) for f in settings.compose_files] == [
+        "docker-compose.yml",
+    ]
 
 
 # -- strings from the environment ---------------------------------------------------
@@ -195,7 +209,9 @@ def test_keep_from_a_string_reads_like_a_yes_or_no(text, expected):
 
 
 def test_docker_and_compose_commands_from_strings_are_split_like_a_shell():
-    settings = resolve({"docker": "sudo docker", "compose": "'/opt/my compose/bin' -p x"})
+    settings = resolve(
+        {"docker": "sudo docker", "compose": "'/opt/my compose/bin' -p x"}
+    )
 
     assert settings.docker == ("sudo", "docker")
     assert settings.compose == ("/opt/my compose/bin", "-p", "x")
@@ -204,13 +220,17 @@ def test_docker_and_compose_commands_from_strings_are_split_like_a_shell():
 # -- paths --------------------------------------------------------------------------
 
 
-def test_the_project_directory_defaults_to_the_first_compose_files_directory(in_project):
+def test_the_project_directory_defaults_to_the_first_compose_files_directory(
+    in_project,
+):
     settings = resolve(compose_files=["deploy/compose.yml", "other/ci.yml"])
 
     assert settings.project_dir == str(in_project / "deploy")
 
 
-def test_a_configured_project_directory_wins_over_the_compose_files_directory(in_project):
+def test_a_configured_project_directory_wins_over_the_compose_files_directory(
+    in_project,
+):
     settings = resolve({"project_dir": "src"}, compose_files=["deploy/compose.yml"])
 
     assert settings.project_dir == str(in_project / "src")
@@ -243,7 +263,9 @@ def test_an_unknown_flag_is_a_programming_error():
 
 @pytest.mark.parametrize("value", ["", " ", os.pathsep, []], ids=repr)
 def test_no_compose_file_at_all_is_an_error(value):
-    with pytest.raises(ConfigError, match=r"^no compose file given: pass --compose-file"):
+    with pytest.raises(
+        ConfigError, match=r"^no compose file given: pass --compose-file"
+    ):
         resolve({"compose_files": value})
 
 

@@ -202,18 +202,17 @@ def test_build_args_beat_the_defaults_of_global_args():
 
 
 def test_a_build_arg_not_declared_before_the_first_from_does_not_reach_from():
-    bases = {
-        s.key: s.base
-        for s in parse("global_args.Dockerfile", {"NOT_DECLARED": "sneaky/image"}).stages
-    }
+    dockerfile = parse("global_args.Dockerfile", {"NOT_DECLARED": "sneaky/image"})
+
+    bases = {s.key: s.base for s in dockerfile.stages}
 
     assert bases["undeclared"] == "undeclared/default"
 
 
 def test_a_build_arg_without_a_value_leaves_the_default():
-    bases = {s.key: s.base for s in parse("global_args.Dockerfile", {"REGISTRY": None}).stages}
+    dockerfile = parse("global_args.Dockerfile", {"REGISTRY": None})
 
-    assert bases["plain"] == "docker.io/plain"
+    assert {s.key: s.base for s in dockerfile.stages}["plain"] == "docker.io/plain"
 
 
 def test_a_build_arg_value_is_taken_literally_not_expanded_again():
@@ -270,7 +269,8 @@ def test_an_unreadable_from_line_is_a_config_error_naming_file_and_line():
 
     assert str(error.value) == (
         f"{DOCKERFILES / 'bad_from.Dockerfile'}:2: cannot read "
-        "'FROM busybox:1.36 AS two three': expected FROM [--platform=…] IMAGE [AS NAME]"
+        "'FROM busybox:1.36 AS two three': expected FROM [--platform=…] IMAGE "
+        "[AS NAME]"
     )
 
 

