@@ -20,6 +20,7 @@ plan depends on their answer.
 import inspect
 import os
 import shutil
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -48,7 +49,7 @@ SHARED_FLAGS = {
     "recipe_repo": ("recipe_repo", "repository of the ONBUILD recipe images (default: no recipes)"),
     "recipe_compose": ("recipe_compose", "compose file that builds the recipe images"),
     "docker": ("docker", "docker command (default: docker)"),
-    "compose": ("compose", "compose command (default: 'docker compose'; or docker-compose)"),
+    "compose": ("compose", "compose command (default: 'docker compose')"),
     "workdir": ("workdir", "directory for the generated compose files (default: a fresh temporary one)"),
     "keep": ("keep", "keep the generated files after the run"),
 }
@@ -84,7 +85,10 @@ def pipeline_task(**own_help):
         wrapper.__name__ = body.__name__
         wrapper.__doc__ = body.__doc__
         wrapper.__module__ = body.__module__
-        help_texts = {name: text for name, (_, text) in SHARED_FLAGS.items()}
+        help_texts = {
+            name: f"{text} [config ci_load.{key}, env INVOKE_CI_LOAD_{key.upper()}]"
+            for name, (key, text) in SHARED_FLAGS.items()
+        }
         help_texts.update(own_help)
         return task(wrapper, help=help_texts, iterable=REPEATABLE, auto_shortflags=False)
 
@@ -124,6 +128,9 @@ def plan(c, settings, runner, json=False):
     Runs `compose config` to render the compose files and reads the
     Dockerfile; changes nothing.
     """
+    if json:
+        # Keep stdout for the JSON alone: commands and notes go to stderr.
+        runner = Runner(dry=runner.dry, out=sys.stderr)
     with workspace(settings, runner) as workdir:
         the_plan = plan_for(settings, runner, workdir)
     if json:

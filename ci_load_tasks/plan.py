@@ -152,6 +152,8 @@ def make_plan(
     builds = []
     all_services = services(config)
     for stage in stage_names:
+        if stage == main_target.name:
+            continue  # the service's own build makes it; see final_images
         compose_service = f"{service}_stage_{stage}"
         if compose_service in all_services:
             raise ConfigError(
@@ -160,7 +162,10 @@ def make_plan(
             )
         argv = _build_argv(docker, build, stage, cache_from, (cache.stages[stage],))
         builds.append(Build(stage, compose_service, (cache.stages[stage],), argv))
-    final_images = tuple(dict.fromkeys(i for i in (build.image, cache.final) if i))
+    main_stage_image = cache.stages.get(main_target.name) if main_target.name else None
+    final_images = tuple(
+        dict.fromkeys(i for i in (build.image, cache.final, main_stage_image) if i)
+    )
     builds.append(
         Build(service, service, final_images,
               _build_argv(docker, build, build.target, cache_from, final_images))
@@ -233,11 +238,19 @@ def _target_stage(dockerfile: Dockerfile, target: Optional[str], service: str) -
 def _other_service_targets(config, settings, build: ServiceBuild, dockerfile: Dockerfile):
     """(service, stage or None for the final image, image) for each other service."""
     found = []
-    for name in settings.other_services:
+    for name in dict.fromkeys(settings.other_services):
+        if name == settings.service:
+            continue  # the main service is built and tagged anyway
         image = service_image(config, name, settings.compose_files)
         section = (services(config).get(name) or {}).get("build")
         stage = None
-        if section is not None:
+        if section is None:
+            raise ConfigError(
+                f"other service {name!r} has no build section, so it is not built "
+                "from the main service's Dockerfile; ci-load would overwrite its "
+                f"image {image}. Leave it out of --other-service"
+            )
+        else:
             other = read_service(config, name, settings.compose_files)
             if (other.dockerfile, other.context) != (build.dockerfile, build.context):
                 raise ConfigError(
@@ -413,6 +426,7 @@ def _check_generated(name: str, text: str) -> None:
     # Parse what we render: a template mistake must fail here, not in compose.
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as error:  # pragma: no cover - a bug in a template
-        raise AssertionError(f"generated {name} is not valid YAML: {error}") from None
-    assert isinstance(data, dict) and data.get("services"), f"generated {name} has no services"
+    except yaml.YAMLError as error:
+        raise RuntimeError(f"bug: generated {name} is not valid YAML: {error}") from None
+    if not (isinstance(data, dict) and data.get("services")):
+        raise RuntimeError(f"bug: generated {name} has no services")

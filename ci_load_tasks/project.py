@@ -52,10 +52,10 @@ def render_compose(runner: Runner, compose: Sequence[str], files: Sequence[str],
 
 
 def read_inputs(settings: Settings, runner: Runner) -> Inputs:
-    config = render_compose(runner, settings.compose, settings.compose_files,
-                            settings.project_dir)
     if not settings.service:
         raise ConfigError("no main service: pass --service NAME or set ci_load.service")
+    config = render_compose(runner, settings.compose, settings.compose_files,
+                            settings.project_dir)
     build = read_service(config, settings.service, settings.compose_files)
     try:
         with open(build.dockerfile, encoding="utf-8") as file:

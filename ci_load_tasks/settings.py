@@ -28,7 +28,9 @@ DEFAULTS = {
     "docker": "docker",
     "compose": "docker compose",
     "workdir": None,
-    "keep": False,
+    # None, not False: invoke reads an environment value for a bool default as
+    # true unless it is "0" or "", so INVOKE_CI_LOAD_KEEP=false would keep.
+    "keep": None,
 }
 
 

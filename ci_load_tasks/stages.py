@@ -111,9 +111,10 @@ def _read_from(command, index, global_args, earlier, path):
             f"{path}:{command.start_line}: cannot read {command.original!r}: "
             "expected FROM [--platform=…] IMAGE [AS NAME]"
         )
-    base = expand_args(words[0], global_args)
+    base = expand_args(words[0], global_args, f"{path}:{command.start_line}")
     needs = []
-    stage = _find(earlier, base)
+    # FROM names an earlier stage by name only; "FROM 0" would be an image.
+    stage = None if base.isdigit() else _find(earlier, base)
     if stage is not None:
         needs.append(stage.key)
     return [index, name, base, needs, command.start_line]
@@ -163,7 +164,7 @@ def _declare_args(values, build_args, global_args):
         if name in build_args and build_args[name] is not None:
             global_args[name] = build_args[name]
         elif has_default:
-            global_args[name] = expand_args(_unquote(default), global_args)
+            global_args[name] = expand_args(_unquote(default), global_args, name)
         else:
             global_args.setdefault(name, "")
 
@@ -174,23 +175,40 @@ def _unquote(value: str) -> str:
     return value
 
 
-_VARIABLE = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:[-+])?(?P<word>[^}]*)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
+_VARIABLE = re.compile(
+    r"\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?P<rest>[^}]*)\}|\$(?P<plain>[A-Za-z_][A-Za-z0-9_]*)"
+)
+_OPERATORS = (":-", ":+", "-", "+")  # the ones Docker allows in FROM
 
 
-def expand_args(text: str, values: Mapping[str, str]) -> str:
-    """Substitute ``$NAME``, ``${NAME}``, ``${NAME:-word}``, ``${NAME:+word}``.
+def expand_args(text: str, values: Mapping[str, str], where: str = "") -> str:
+    """Substitute ``$NAME``, ``${NAME}``, ``${NAME:-word}``, ``${NAME-word}``,
+    ``${NAME:+word}`` and ``${NAME+word}``, the forms Docker allows in ``FROM``.
 
-    The forms Docker allows in ``FROM``; an unknown name becomes empty.
+    An unknown name becomes empty, as in Docker. Another form (``${X:?msg}``,
+    ``${X#prefix}``) is refused rather than guessed at.
     """
 
     def substitute(match):
         name = match.group("braced") or match.group("plain")
+        rest = match.group("rest") or ""
+        op = next((o for o in _OPERATORS if rest.startswith(o)), "")
+        word = rest[len(op):]
+        if rest and not op:
+            raise ConfigError(
+                f"{where}: {match.group(0)!r} uses a form of variable ci-load does "
+                "not expand; use $NAME, ${NAME}, ${NAME:-default} or ${NAME:+alt}"
+            )
+        is_set = name in values
         value = values.get(name, "")
-        op = match.group("op")
         if op == ":-":
-            return value or match.group("word")
+            return value or word
+        if op == "-":
+            return value if is_set else word
         if op == ":+":
-            return match.group("word") if value else ""
+            return word if value else ""
+        if op == "+":
+            return word if is_set else ""
         return value
 
     return _VARIABLE.sub(substitute, text)

@@ -64,7 +64,7 @@ def restore_recipes(plan: Plan, runner: Runner, report: Report) -> None:
         return
     write_files(plan, [RECIPES_FILE])
     for item in plan.recipe_builds:
-        report.recipes.append(_build_one(plan, runner, item, f"recipe {item.name}"))
+        _record(report.recipes, _build_one(plan, runner, item, f"recipe {item.name}"))
         report.tagged.extend(item.images)
 
 
@@ -80,26 +80,34 @@ def build(plan: Plan, runner: Runner, report: Report) -> None:
                     "first (ci-load.run does both)"
                 )
     for item in plan.builds:
-        report.stages.append(_build_one(plan, runner, item, _describe(plan, item.name)))
+        _record(report.stages, _build_one(plan, runner, item, _describe(plan, item.name)))
         report.tagged.extend(item.images)
     for tag in plan.tags:
         runner.run(tag.argv)
         report.tagged.append(tag.target)
 
 
-def _build_one(plan: Plan, runner: Runner, item: Build, what: str) -> StageResult:
+def _record(results: list, result) -> None:
+    if result is not None:  # None: a dry run built nothing
+        results.append(result)
+
+
+def _build_one(plan: Plan, runner: Runner, item: Build, what: str):
     runner.say(f"-- building {what}")
     try:
         result = runner.run(item.argv, env=plan.build_env)
     except CommandError as error:
+        if error.exit_code is None:
+            raise  # docker did not even start: the runner's message says why
         raise CommandError(
             f"building {what} failed with exit code {error.exit_code}; its output "
             f"ends above. The command was: {shell_line(item.argv, plan.build_env)}",
             error.argv, error.exit_code, error.tail,
         ) from None
     log = parse_build_output(result.output)
-    if result.ran:
-        runner.say(
+    if not result.ran:
+        return None
+    runner.say(
             f"-- {what}: {'all from cache' if log.cached else 'rebuilt'}, "
             f"{len(log.executed)} of {len(log.steps)} steps run, {result.seconds:.1f}s"
         )

@@ -64,8 +64,8 @@ def inv(_shield_env, docker_config, project):
             **(env or {}),
         )
         return subprocess.run(
-            [sys.executable, "-m", "invoke", *args], cwd=cwd, env=full_env,
-            capture_output=True, text=True, timeout=120,
+            [sys.executable, "-m", "invoke", *args], check=False, cwd=cwd,
+            env=full_env, capture_output=True, text=True, timeout=120,
         )
 
     return run
@@ -163,7 +163,7 @@ def test_plan_json_holds_dockerfile_context_target_stages_recipes_and_cache_imag
         "dockerfile": str(project / "Dockerfile"),
         "context": str(project),
         "target": None,
-        "stages": ["base", "build"],
+        "stages": ["base", "build", "test"],
         "recipes": [],
     }
     assert data["cache_images"] == {
@@ -171,6 +171,7 @@ def test_plan_json_holds_dockerfile_context_target_stages_recipes_and_cache_imag
         "stages": {
             "base": "ci-load-local/cliapp:app_stage_base",
             "build": "ci-load-local/cliapp:app_stage_build",
+            "test": "ci-load-local/cliapp:app_stage_test",
         },
         "recipes": {},
     }
@@ -185,7 +186,8 @@ def test_plan_json_holds_dockerfile_context_target_stages_recipes_and_cache_imag
         pytest.param("reg.example/file", None, [], "reg.example/file:app_final",
                      id="invoke.yaml alone"),
         pytest.param("reg.example/file", "reg.example/env", [],
-                     "reg.example/env:app_final", id="the environment beats invoke.yaml"),
+                     "reg.example/env:app_final",
+                     id="the environment beats invoke.yaml"),
         pytest.param("reg.example/file", "reg.example/env",
                      ["--cache-repo", "reg.example/flag"], "reg.example/flag:app_final",
                      id="a flag beats the environment and invoke.yaml"),
@@ -291,7 +293,8 @@ def test_an_undefined_service_is_a_one_line_error_naming_it_and_the_compose_file
 
     assert line == (
         "ci-load build: service 'shop' is not defined in "
-        f"{project / 'docker-compose.yml'} (services there: app, app-test); pass --service with one of them"
+        f"{project / 'docker-compose.yml'} (services there: app, app-test); "
+        "pass --service with one of them"
     )
 
 
@@ -341,6 +344,7 @@ def test_a_dry_build_prints_the_docker_builds_and_runs_none(inv, project, fake_d
         "--cache-from", "reg.example/cache:app_final",
         "--cache-from", "reg.example/cache:app_stage_base",
         "--cache-from", "reg.example/cache:app_stage_build",
+        "--cache-from", "reg.example/cache:app_stage_test",
     ]
     dockerfile, context = str(project / "Dockerfile"), str(project)
     expected = [
@@ -348,6 +352,8 @@ def test_a_dry_build_prints_the_docker_builds_and_runs_none(inv, project, fake_d
          "-t", "reg.example/cache:app_stage_base", context],
         [str(docker), "build", "-f", dockerfile, "--target", "build", *cache_from,
          "-t", "reg.example/cache:app_stage_build", context],
+        [str(docker), "build", "-f", dockerfile, "--target", "test", *cache_from,
+         "-t", "reg.example/cache:app_stage_test", context],
         [str(docker), "build", "-f", dockerfile, *cache_from,
          "-t", "example/app:1.0", "-t", "reg.example/cache:app_final", context],
     ]

@@ -2,6 +2,8 @@
 
 The inputs are the sample project's rendered compose config and Dockerfile
 (tests/data/unit/); the generated files are checked by the real Compose v2.
+The shop project's final image needs every stage; the layers project has
+stages that only some services need (which stages are built is tested there).
 """
 
 import json
@@ -22,6 +24,7 @@ from devkit.engine import compose_binary
 DATA = Path(__file__).resolve().parent / "data" / "unit"
 RENDERED = DATA / "rendered"
 SHOP_DOCKERFILE = (DATA / "compose" / "shop" / "docker" / "shop.Dockerfile").read_text()
+LAYERS_DOCKERFILE = (DATA / "compose" / "layers" / "Dockerfile").read_text()
 RECIPE_COMPOSE = DATA / "compose" / "recipes" / "docker-compose.yml"
 
 R = "127.0.0.1:5000/team/cache"
@@ -36,10 +39,12 @@ CACHE_FROM = (
     f"{R}:shop_stage_base",
     f"{R}:shop_stage_hello",
     f"{R}:shop_stage_deps",
+    f"{R}:shop_stage_assets",
     f"{R}:shop_stage_build",
     f"{R}:shop_recipe_hello",
     "cilocal/recipe:hello",
 )
+STAGES = ("base", "hello", "deps", "assets", "build")
 
 
 def rendered(name):
@@ -81,7 +86,7 @@ def stage_build(stage, images=CACHE_FROM):
 def test_each_needed_stage_is_built_in_file_order_then_the_service():
     plan = shop_plan()
 
-    assert plan.stages == ("base", "hello", "deps", "build")
+    assert plan.stages == STAGES
     assert plan.builds == (
         Build("base", "shop_stage_base", (f"{R}:shop_stage_base",),
               stage_build("base")),
@@ -89,6 +94,8 @@ def test_each_needed_stage_is_built_in_file_order_then_the_service():
               stage_build("hello")),
         Build("deps", "shop_stage_deps", (f"{R}:shop_stage_deps",),
               stage_build("deps")),
+        Build("assets", "shop_stage_assets", (f"{R}:shop_stage_assets",),
+              stage_build("assets")),
         Build("build", "shop_stage_build", (f"{R}:shop_stage_build",),
               stage_build("build")),
         Build("shop", "shop", ("example/shop:1.0", f"{R}:shop_final"), (
@@ -110,6 +117,7 @@ def test_a_stage_build_is_exactly_the_docker_build_of_that_target():
         "--cache-from", "127.0.0.1:5000/team/cache:shop_stage_base",
         "--cache-from", "127.0.0.1:5000/team/cache:shop_stage_hello",
         "--cache-from", "127.0.0.1:5000/team/cache:shop_stage_deps",
+        "--cache-from", "127.0.0.1:5000/team/cache:shop_stage_assets",
         "--cache-from", "127.0.0.1:5000/team/cache:shop_stage_build",
         "--cache-from", "127.0.0.1:5000/team/cache:shop_recipe_hello",
         "--cache-from", "cilocal/recipe:hello",
@@ -133,56 +141,79 @@ def test_the_plan_names_what_it_read():
         "shop", ("/srv/shop/docker-compose.yml",), "/srv/shop",
     )
     assert (plan.dockerfile, plan.context, plan.target) == (DOCKERFILE, CONTEXT, None)
-    assert plan.stages_found == ("base", "hello", "deps", "build", "test", "docs", "#6")
+    assert plan.stages_found == ("base", "hello", "deps", "assets", "build", "#5")
     assert plan.warnings == ()
 
 
+def layers_plan(service="app", other_services=()):
+    return make_plan(
+        settings(compose_files=["/srv/layers/docker-compose.yml"], service=service,
+                 cache_repo=R, other_services=list(other_services)),
+        rendered("layers.yml"), LAYERS_DOCKERFILE, WORKDIR,
+    )
+
+
 @pytest.mark.parametrize(
-    "other_services, stages",
+    "other_services",
     [
-        pytest.param([], ("base", "hello", "deps", "build"),
-                     id="the main service alone needs neither test nor docs"),
-        pytest.param(["shop-test"], ("base", "hello", "deps", "build", "test"),
-                     id="the test service adds the test stage"),
-        pytest.param(["docs"], ("base", "hello", "deps", "build", "docs"),
-                     id="the docs service adds the docs stage"),
-        pytest.param(["shop-latest"], ("base", "hello", "deps", "build"),
-                     id="a service of the final image adds no stage"),
+        pytest.param([], id="for the final image alone"),
+        pytest.param(["app-test"], id="with the test service"),
+        pytest.param(["app-docs"], id="with the docs service"),
     ],
 )
-def test_only_stages_a_requested_service_needs_are_built(other_services, stages):
-    plan = shop_plan(other_services=other_services)
+def test_every_stage_in_front_of_the_last_target_is_built_and_cached(other_services):
+    # NOTE: the classic builder builds every stage in front of its target,
+    # needed or not, so each must have a cache image or it runs every time.
+    # Building only the graph a target needs comes with BuildKit (issue 4).
+    plan = layers_plan(other_services=other_services)
 
-    assert plan.stages == stages
-    assert [b.name for b in plan.builds] == [*stages, "shop"]
-    assert list(plan.cache_images.stages) == list(stages)
+    assert plan.stages == ("base", "build", "test", "docs")
+    assert [b.name for b in plan.builds] == ["base", "build", "test", "docs", "app"]
+    assert list(plan.cache_images.stages) == ["base", "build", "test", "docs"]
+
+
+def test_a_stage_after_the_last_target_is_neither_built_nor_cached():
+    plan = layers_plan(service="app-test")
+
+    assert plan.stages == ("base", "build", "test")
+    assert [b.name for b in plan.builds] == ["base", "build", "app-test"]
+    assert "docs" not in plan.cache_images.stages
+
+
+def test_a_service_of_the_final_image_adds_no_stage():
+    plan = shop_plan(other_services=["shop-latest"])
+
+    assert plan.stages == STAGES
 
 
 def test_other_services_are_tagged_from_their_target_stage_or_the_final_image():
-    plan = shop_plan(other_services=["shop-test", "docs", "shop-latest"])
+    plan = shop_plan(other_services=["shop-build", "shop-latest"])
 
     assert plan.tags == (
-        Tag(f"{R}:shop_stage_test", "example/shop-test:1.0",
-            ("docker", "tag", f"{R}:shop_stage_test", "example/shop-test:1.0")),
-        Tag(f"{R}:shop_stage_docs", "example/shop-docs:1.0",
-            ("docker", "tag", f"{R}:shop_stage_docs", "example/shop-docs:1.0")),
+        Tag(f"{R}:shop_stage_build", "example/shop-build:1.0",
+            ("docker", "tag", f"{R}:shop_stage_build", "example/shop-build:1.0")),
         Tag(f"{R}:shop_final", "example/shop:latest",
             ("docker", "tag", f"{R}:shop_final", "example/shop:latest")),
     )
 
 
-def test_other_services_images_and_stages_are_cache_for_every_build():
-    plan = shop_plan(other_services=["shop-test", "docs"])
+def test_a_service_needing_a_stage_the_final_image_does_not_is_tagged_from_it():
+    plan = layers_plan(other_services=["app-test"])
+
+    assert [t.argv for t in plan.tags] == [
+        ("docker", "tag", f"{R}:app_stage_test", "example/app-test:1.0"),
+    ]
+
+
+def test_other_services_images_are_cache_for_every_build():
+    plan = shop_plan(other_services=["shop-build", "shop-latest"])
 
     expected = (
-        "example/shop:1.0", "example/shop-test:1.0", "example/shop-docs:1.0",
-        f"{R}:shop_final",
-        f"{R}:shop_stage_base", f"{R}:shop_stage_hello", f"{R}:shop_stage_deps",
-        f"{R}:shop_stage_build", f"{R}:shop_stage_test", f"{R}:shop_stage_docs",
-        f"{R}:shop_recipe_hello", "cilocal/recipe:hello",
+        "example/shop:1.0", "example/shop-build:1.0", "example/shop:latest",
+        *CACHE_FROM[1:],
     )
     assert plan.cache_from == expected
-    assert plan.builds[4].argv == stage_build("test", expected)
+    assert plan.builds[4].argv == stage_build("build", expected)
     assert all(b.argv.count("--cache-from") == len(expected) for b in plan.builds)
 
 
@@ -192,8 +223,8 @@ def test_another_service_building_another_dockerfile_is_an_error():
 
     assert str(error.value) == (
         "other service 'worker' builds /srv/shop/worker/Dockerfile in "
-        "/srv/shop/worker, not the main service's /srv/shop/docker/shop.Dockerfile in /srv/shop; ci-load "
-        "tags other services only from the main service's stages"
+        "/srv/shop/worker, not the main service's /srv/shop/docker/shop.Dockerfile "
+        "in /srv/shop; ci-load tags other services only from the main service's stages"
     )
 
 
@@ -209,8 +240,8 @@ def test_a_target_that_is_not_a_stage_is_an_error_naming_the_named_stages():
 
     assert str(error.value) == (
         "service 'extra': target 'runtime' is not a stage of "
-        "/srv/edge/extra/extra.Dockerfile (named stages: base, hello, deps, build, "
-        "test, docs)"
+        "/srv/edge/extra/extra.Dockerfile (named stages: base, hello, deps, assets, "
+        "build)"
     )
 
 
@@ -255,14 +286,17 @@ def test_the_services_own_target_cache_from_and_network_reach_docker_build():
     assert [b.argv for b in plan.builds] == [
         ("docker", "build", "-f", dockerfile, "--target", "base", *common,
          "-t", "cache:extra_stage_base", "/srv/edge/extra"),
+        # The service's target stage is built once, by the service's build,
+        # which also gives it its stage cache name.
         ("docker", "build", "-f", dockerfile, "--target", "runtime", *common,
+         "-t", "example/extra:1.0", "-t", "cache:extra_final",
          "-t", "cache:extra_stage_runtime", "/srv/edge/extra"),
-        ("docker", "build", "-f", dockerfile, "--target", "runtime", *common,
-         "-t", "example/extra:1.0", "-t", "cache:extra_final", "/srv/edge/extra"),
     ]
     assert plan.warnings == (
-        "service 'extra': build key(s) labels, shm_size are not passed on to docker "
-        "build by ci-load",
+        (
+            "service 'extra': build key(s) labels, shm_size are not passed on to "
+            "docker build by ci-load"
+        ),
     )
 
 
@@ -285,8 +319,10 @@ def test_a_needed_stage_without_a_name_is_warned_about_and_not_built_alone():
     assert plan.stages == ("named",)
     assert [b.name for b in plan.builds] == ["named", "shop"]
     assert plan.warnings == (
-        "/srv/shop/docker/shop.Dockerfile:2: stage #0 has no name, so it cannot be "
-        "cached as its own image; name it with FROM … AS NAME",
+        (
+            "/srv/shop/docker/shop.Dockerfile:2: stage #0 has no name, so it cannot "
+            "be cached as its own image; name it with FROM … AS NAME"
+        ),
     )
 
 
@@ -331,6 +367,7 @@ def test_other_cache_locations_are_pulled_and_read_but_never_pushed():
         "registry.example.com/shop/cache:main_stage_base",
         "registry.example.com/shop/cache:main_stage_hello",
         "registry.example.com/shop/cache:main_stage_deps",
+        "registry.example.com/shop/cache:main_stage_assets",
         "registry.example.com/shop/cache:main_stage_build",
         "registry.example.com/shop/cache:main_recipe_hello",
     ]
@@ -378,7 +415,7 @@ def test_without_a_recipe_repository_a_recipe_image_is_an_ordinary_base():
 
     assert (plan.recipes, plan.recipe_builds) == ((), ())
     assert "recipes.yml" not in plan.files
-    assert plan.stages == ("base", "hello", "deps", "build")
+    assert plan.stages == STAGES
     recipe_images = (f"{R}:shop_recipe_hello", "cilocal/recipe:hello")
     assert plan.cache_from == tuple(i for i in CACHE_FROM if i not in recipe_images)
 
@@ -419,17 +456,19 @@ def test_pull_and_push_use_the_generated_file_in_the_work_directory():
     assert plan.pull == (*compose, "pull", "--ignore-pull-failures")
     assert plan.push == (
         *compose, "push", "cache_final", "cache_stage_base", "cache_stage_hello",
-        "cache_stage_deps", "cache_stage_build", "cache_recipe_hello",
+        "cache_stage_deps", "cache_stage_assets", "cache_stage_build",
+        "cache_recipe_hello",
     )
     assert plan.pushed == (
         f"{R}:shop_final", f"{R}:shop_stage_base", f"{R}:shop_stage_hello",
-        f"{R}:shop_stage_deps", f"{R}:shop_stage_build", f"{R}:shop_recipe_hello",
+        f"{R}:shop_stage_deps", f"{R}:shop_stage_assets", f"{R}:shop_stage_build",
+        f"{R}:shop_recipe_hello",
     )
     assert plan.path("push_pull.yml") == f"{WORKDIR}/push_pull.yml"
 
 
 def test_the_commands_of_a_whole_run_are_shell_lines_in_pipeline_order():
-    plan = shop_plan(other_services=["shop-test"])
+    plan = shop_plan(other_services=["shop-build"])
     env = " ".join(f"{k}={v}" for k, v in plan.build_env.items())
 
     assert plan.commands() == [
@@ -439,10 +478,11 @@ def test_the_commands_of_a_whole_run_are_shell_lines_in_pipeline_order():
         *(shlex.join(t.argv) for t in plan.tags),
         shlex.join(plan.push),
     ]
-    assert len(plan.commands()) == 1 + 1 + 6 + 1 + 1
+    assert len(plan.commands()) == 1 + 1 + 6 + 1 + 1  # pull, recipe, builds, tag, push
     assert plan.commands()[2].startswith(
         "DOCKER_BUILDKIT=0 docker build -f /srv/shop/docker/shop.Dockerfile "
-        "--target base --build-arg BASE_IMAGE=busybox:1.36 --build-arg 'GREETING=costs $5' "
+        "--target base --build-arg BASE_IMAGE=busybox:1.36 "
+        "--build-arg 'GREETING=costs $5' "
     )
 
 
@@ -451,13 +491,11 @@ def test_the_plan_as_json_is_plain_data_with_the_cache_image_names():
 
     assert data["cache_images"] == {
         "final": f"{R}:shop_final",
-        "stages": {
-            s: f"{R}:shop_stage_{s}" for s in ("base", "hello", "deps", "build")
-        },
+        "stages": {s: f"{R}:shop_stage_{s}" for s in STAGES},
         "recipes": {"hello": f"{R}:shop_recipe_hello"},
     }
     assert data["commands"] == shop_plan().commands()
-    assert data["stages"] == ["base", "hello", "deps", "build"]
+    assert data["stages"] == list(STAGES)
 
 
 # -- the generated files ----------------------------------------------------------
@@ -483,8 +521,8 @@ def compose(_shield_env, docker_config):
         for path in files:
             argv += ["-f", str(path)]
         argv += ["config", "-q"] if quiet else ["config"]
-        return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
-                              timeout=60)
+        return subprocess.run(argv, check=False, cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=60)
 
     return run
 
@@ -499,7 +537,7 @@ def write_files(plan):
 SCENARIOS = [
     pytest.param({}, id="the main service alone"),
     pytest.param(
-        {"other_services": ["shop-test", "docs", "shop-latest"],
+        {"other_services": ["shop-build", "shop-latest"],
          "other_repos": ["registry.example.com/shop/cache:main"],
          "cache_version": "v2"},
         id="other services, another location and a cache version",
@@ -535,7 +573,7 @@ def test_compose_v2_accepts_every_generated_file(flags, tmp_path, compose):
 @pytest.mark.parametrize(
     "other_services",
     [
-        pytest.param(["shop-test", "shop-test"], id="another service named twice"),
+        pytest.param(["shop-build", "shop-build"], id="another service named twice"),
         pytest.param(["shop"], id="the main service named as another service"),
     ],
 )
@@ -552,7 +590,7 @@ def test_a_repeated_service_is_built_and_tagged_once_in_a_file_compose_accepts(
 
 
 def test_compose_reads_the_stages_file_as_one_service_per_build(tmp_path, compose):
-    plan = shop_plan(workdir=tmp_path / "work", other_services=["shop-test"])
+    plan = shop_plan(workdir=tmp_path / "work", other_services=["shop-build"])
     write_files(plan)
 
     result = compose(plan.path("stages.yml"), cwd=tmp_path)
@@ -561,8 +599,8 @@ def test_compose_reads_the_stages_file_as_one_service_per_build(tmp_path, compos
     found = yaml.safe_load(result.stdout)["services"]
     expected_targets = {
         "shop_stage_base": "base", "shop_stage_hello": "hello",
-        "shop_stage_deps": "deps", "shop_stage_build": "build",
-        "shop_stage_test": "test", "shop": None, "shop-test": "test",
+        "shop_stage_deps": "deps", "shop_stage_assets": "assets",
+        "shop_stage_build": "build", "shop": None, "shop-build": "build",
     }
     assert {name: s["build"].get("target") for name, s in found.items()} == (
         expected_targets
@@ -577,7 +615,7 @@ def test_compose_reads_the_stages_file_as_one_service_per_build(tmp_path, compos
         }, name
     assert found["shop_stage_deps"]["image"] == f"{R}:shop_stage_deps"
     assert found["shop"]["image"] == "example/shop:1.0"
-    assert found["shop-test"]["image"] == "example/shop-test:1.0"
+    assert found["shop-build"]["image"] == "example/shop-build:1.0"
 
 
 def test_compose_reads_the_push_pull_file_as_the_cache_images(tmp_path, compose):
@@ -594,6 +632,7 @@ def test_compose_reads_the_push_pull_file_as_the_cache_images(tmp_path, compose)
         "cache_stage_base": f"{R}:shop_stage_base",
         "cache_stage_hello": f"{R}:shop_stage_hello",
         "cache_stage_deps": f"{R}:shop_stage_deps",
+        "cache_stage_assets": f"{R}:shop_stage_assets",
         "cache_stage_build": f"{R}:shop_stage_build",
         "cache_recipe_hello": f"{R}:shop_recipe_hello",
     }

@@ -9,6 +9,7 @@ from ci_load_tasks.stages import Stage, expand_args, parse_dockerfile
 
 DOCKERFILES = Path(__file__).parent / "data" / "unit" / "dockerfiles"
 SHOP = Path(__file__).parent / "data" / "unit" / "compose" / "shop" / "docker"
+LAYERS = Path(__file__).parent / "data" / "unit" / "compose" / "layers"
 
 
 def parse(name, build_args=None, directory=DOCKERFILES):
@@ -28,13 +29,12 @@ def test_the_sample_projects_stages_have_their_names_bases_needs_and_lines():
 
     assert dockerfile.path == str(SHOP / "shop.Dockerfile")
     assert dockerfile.stages == (
-        Stage(0, "base", "busybox:1.36", (), 6),
-        Stage(1, "hello", "cilocal/recipe:hello", (), 10),
-        Stage(2, "deps", "base", ("base",), 12),
-        Stage(3, "build", "deps", ("deps",), 15),
-        Stage(4, "test", "build", ("build",), 20),
-        Stage(5, "docs", "base", ("base", "deps"), 24),
-        Stage(6, None, "busybox:1.36", ("hello", "build"), 27),
+        Stage(0, "base", "busybox:1.36", (), 7),
+        Stage(1, "hello", "cilocal/recipe:hello", (), 11),
+        Stage(2, "deps", "base", ("base",), 13),
+        Stage(3, "assets", "busybox:1.36", (), 16),
+        Stage(4, "build", "deps", ("deps", "assets"), 19),
+        Stage(5, None, "busybox:1.36", ("hello", "build"), 24),
     )
 
 
@@ -90,7 +90,7 @@ def test_base_images_are_the_bases_that_are_not_stages():
         "busybox:1.36", "busybox:1.36", "busybox:1.36", "busybox:1.36", "busybox:1.36",
     ]
     assert parse("shop.Dockerfile", directory=SHOP).base_images() == [
-        "busybox:1.36", "cilocal/recipe:hello", "busybox:1.36",
+        "busybox:1.36", "cilocal/recipe:hello", "busybox:1.36", "busybox:1.36",
     ]
 
 
@@ -130,12 +130,12 @@ def test_needed_for_gives_the_closure_of_the_targets_in_file_order(targets, need
     assert keys(dockerfile.needed_for([dockerfile.find(t) for t in targets])) == needed
 
 
-def test_the_sample_projects_final_image_does_not_need_the_test_or_docs_stage():
-    dockerfile = parse("shop.Dockerfile", directory=SHOP)
+def test_a_final_image_does_not_need_the_test_and_docs_stages_in_front_of_it():
+    dockerfile = parse("Dockerfile", directory=LAYERS)
 
-    assert keys(dockerfile.needed_for([dockerfile.last])) == [
-        "base", "hello", "deps", "build", "#6",
-    ]
+    assert keys(dockerfile.stages) == ["base", "build", "test", "docs", "#4"]
+    assert keys(dockerfile.needed_for([dockerfile.last])) == ["base", "build", "#4"]
+    assert keys(dockerfile.needed_for([dockerfile.find("docs")])) == ["base", "docs"]
 
 
 def test_a_copy_from_an_index_that_is_not_an_earlier_stage_is_an_error():
