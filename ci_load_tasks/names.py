@@ -29,7 +29,7 @@ class CacheLocation:
     prefix: Optional[str] = None
 
     @classmethod
-    def parse(cls, text: str) -> "CacheLocation":
+    def parse(cls, text: str, what: str = "cache location") -> "CacheLocation":
         """Split ``text`` into repository and tag prefix.
 
         A ``:`` is a tag separator only after the last ``/``, so a registry
@@ -38,7 +38,7 @@ class CacheLocation:
         text = text.strip()
         if "@" in text:
             raise ConfigError(
-                f"cache location {text!r} has a digest: give a repository, "
+                f"{what} {text!r} has a digest: give a repository, "
                 "optionally with a tag prefix (REPO or REPO:PREFIX)"
             )
         slash = text.rfind("/")
@@ -47,14 +47,14 @@ class CacheLocation:
             repo, prefix = text[:colon], text[colon + 1 :]
             if not prefix:
                 raise ConfigError(
-                    f"cache location {text!r} ends with ':': drop it or add a tag prefix"
+                    f"{what} {text!r} ends with ':': drop it or add a tag prefix"
                 )
         else:
             repo, prefix = text, None
-        _check_repository(repo, text)
+        _check_repository(repo, text, what)
         if prefix is not None and not _TAG.match(prefix):
             raise ConfigError(
-                f"cache location {text!r}: tag prefix {prefix!r} may hold only "
+                f"{what} {text!r}: tag prefix {prefix!r} may hold only "
                 "letters, digits, '_', '.' and '-' and must not start with '.' or '-'"
             )
         return cls(repo, prefix)
@@ -117,22 +117,22 @@ def fit_tag(tag: str) -> str:
     return f"{tag[: MAX_TAG_LENGTH - len(digest) - 1]}-{digest}"
 
 
-def _check_repository(repo: str, given: str) -> None:
+def _check_repository(repo: str, given: str, what: str) -> None:
     if not repo:
-        raise ConfigError(f"cache location {given!r} has no repository name")
+        raise ConfigError(f"{what} {given!r} has no repository name")
     parts = repo.split("/")
     # Like docker: the first component is a registry host when it has a '.'
     # or a ':' or is 'localhost'.
     if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
         host, path = parts[0], parts[1:]
         if not _HOST.match(host):
-            raise ConfigError(f"cache location {given!r}: {host!r} is not a valid registry host")
+            raise ConfigError(f"{what} {given!r}: {host!r} is not a valid registry host")
     else:
         path = parts
     for component in path:
         if not _PATH_COMPONENT.match(component):
             hint = " (repository names must be lower case)" if component.lower() != component else ""
             raise ConfigError(
-                f"cache location {given!r}: {component!r} is not a valid repository "
+                f"{what} {given!r}: {component!r} is not a valid repository "
                 f"path component{hint}"
             )

@@ -92,11 +92,12 @@ class Plan:
     def commands(self) -> List[str]:
         """Every command of a whole run (pull, recipes, build, push), in order,
         as shell lines."""
-        found = [shell_line(self.pull)]
+        found = [shell_line(self.pull)] if self.cache_repo else []
         found += [shell_line(b.argv, self.build_env) for b in self.recipe_builds]
         found += [shell_line(b.argv, self.build_env) for b in self.builds]
         found += [shell_line(t.argv) for t in self.tags]
-        found.append(shell_line(self.push))
+        if self.cache_repo:
+            found.append(shell_line(self.push))
         return found
 
 
@@ -118,14 +119,15 @@ def make_plan(
     build = read_service(config, service, settings.compose_files)
     dockerfile = parse_dockerfile(dockerfile_text, build.dockerfile, build.args)
     main_target = _target_stage(dockerfile, build.target, service)
-    other_targets = _other_service_targets(config, settings, build, dockerfile)
+    other_targets = _other_service_targets(config, settings, build, dockerfile, main_target)
 
     # NOTE: the classic builder builds every stage before its target, used or
     # not, so each of those needs a cache image or it runs on every build.
     # BuildKit (issue 4) builds only what a target needs: dockerfile.needed_for.
-    last = max(t.index for t in [main_target, *(t for _, t, _ in other_targets if t)])
+    last = max(t.index for t in [main_target, *(t for _, t, _ in other_targets)])
     needed = dockerfile.stages[: last + 1]
     stage_names = tuple(s.name for s in needed if s.name)
+    _check_recipe_settings(settings)
     recipes = _recipes(needed, settings.recipe_repo)
     _check_recipes(recipes, settings, recipe_config)
 
@@ -143,7 +145,7 @@ def make_plan(
     builds = _builds(docker, config, settings, build, main_target, stage_names, cache,
                      cache_from)
     tags = tuple(
-        _tag(docker, cache.stages[stage.name] if stage else cache.final, image)
+        _tag(docker, cache.final if stage is main_target else cache.stages[stage.name], image)
         for _, stage, image in other_targets
     )
     recipe_builds = tuple(
@@ -200,22 +202,30 @@ def _builds(docker, config, settings, build: ServiceBuild, main_target: Stage,
         if stage == main_target.name:
             continue  # the service's own build makes it; see final_images below
         compose_service = f"{build.service}_stage_{stage}"
-        if compose_service in services(config):
+        if compose_service in settings.other_services:
             raise ConfigError(
-                f"service {compose_service!r} in {', '.join(settings.compose_files)} "
-                f"collides with the name ci-load generates for stage {stage!r}; "
-                "rename that service"
+                f"other service {compose_service!r} has the name ci-load gives the "
+                f"build of stage {stage!r} in its generated stages file; rename "
+                "that service"
             )
         images = (cache.stages[stage],)
         builds.append(Build(stage, compose_service, images,
                             _build_argv(docker, build, stage, cache_from, images)))
     main_stage_image = cache.stages.get(main_target.name) if main_target.name else None
+    # Without image:, compose names a service's image PROJECT-SERVICE (v2);
+    # tagging that name lets `docker compose up` use the image just built.
+    service_image_name = build.image or _compose_image_name(config, build.service)
     final_images = tuple(
-        dict.fromkeys(i for i in (build.image, cache.final, main_stage_image) if i)
+        dict.fromkeys(i for i in (service_image_name, cache.final, main_stage_image) if i)
     )
     builds.append(Build(build.service, build.service, final_images,
                         _build_argv(docker, build, build.target, cache_from, final_images)))
     return tuple(builds)
+
+
+def _compose_image_name(config, service: str) -> Optional[str]:
+    project = config.get("name")
+    return f"{project}-{service}".lower() if project else None
 
 
 def _warnings(build: ServiceBuild, dockerfile: Dockerfile, needed, main_target) -> list:
@@ -235,10 +245,12 @@ def _warnings(build: ServiceBuild, dockerfile: Dockerfile, needed, main_target) 
 
 
 def _target_stage(dockerfile: Dockerfile, target: Optional[str], service: str) -> Stage:
+    """The stage a service builds: its ``target`` (by name, as docker takes
+    it), or else the last stage."""
     if not target:
         return dockerfile.last
-    stage = dockerfile.find(target)
-    if stage is None or stage.name is None:
+    stage = next((s for s in dockerfile.stages if s.name == target.lower()), None)
+    if stage is None:
         named = ", ".join(s.name for s in dockerfile.stages if s.name) or "none"
         raise ConfigError(
             f"service {service!r}: target {target!r} is not a stage of "
@@ -247,31 +259,41 @@ def _target_stage(dockerfile: Dockerfile, target: Optional[str], service: str) -
     return stage
 
 
-def _other_service_targets(config, settings, build: ServiceBuild, dockerfile: Dockerfile):
-    """(service, stage or None for the final image, image) for each other service."""
+def _other_service_targets(config, settings, build: ServiceBuild, dockerfile: Dockerfile,
+                           main_target: Stage):
+    """(service, the stage it builds, its image) for each other service.
+
+    An other service is tagged from an image ci-load builds, so it must build
+    the same Dockerfile, context and args as the main service.
+    """
     found = []
     for name in dict.fromkeys(settings.other_services):
         if name == settings.service:
             continue  # the main service is built and tagged anyway
         image = service_image(config, name, settings.compose_files)
-        section = (services(config).get(name) or {}).get("build")
-        stage = None
-        if section is None:
+        if (services(config).get(name) or {}).get("build") is None:
             raise ConfigError(
                 f"other service {name!r} has no build section, so it is not built "
                 "from the main service's Dockerfile; ci-load would overwrite its "
                 f"image {image}. Leave it out of --other-service"
             )
-        else:
-            other = read_service(config, name, settings.compose_files)
-            if (other.dockerfile, other.context) != (build.dockerfile, build.context):
-                raise ConfigError(
-                    f"other service {name!r} builds {other.dockerfile} in {other.context}, "
-                    f"not the main service's {build.dockerfile} in {build.context}; ci-load "
-                    "tags other services only from the main service's stages"
-                )
-            if other.target:
-                stage = _target_stage(dockerfile, other.target, name)
+        other = read_service(config, name, settings.compose_files)
+        mine = (build.dockerfile, build.context, build.args, build.network)
+        theirs = (other.dockerfile, other.context, other.args, other.network)
+        if theirs != mine:
+            raise ConfigError(
+                f"other service {name!r} does not build like the main service "
+                f"{build.service!r} (Dockerfile, context, build args or network "
+                "differ), so no image ci-load builds is its image; leave it out of "
+                "--other-service or make its build the same but for target"
+            )
+        stage = _target_stage(dockerfile, other.target, name)
+        if stage is not main_target and stage.name is None:
+            raise ConfigError(
+                f"other service {name!r} builds the last stage of {dockerfile.path}, "
+                f"which has no name and is not what {build.service!r} builds; name "
+                "that stage (FROM … AS NAME) so ci-load can build and cache it"
+            )
         found.append((name, stage, image))
     return found
 
@@ -286,6 +308,21 @@ def _recipes(stages: Sequence[Stage], recipe_repo: Optional[str]) -> Tuple[str, 
         if stage.base.startswith(prefix):
             found.append(stage.base[len(prefix):].split("@", 1)[0])
     return tuple(dict.fromkeys(found))
+
+
+def _check_recipe_settings(settings: Settings) -> None:
+    if settings.recipe_compose and not settings.recipe_repo:
+        raise ConfigError(
+            "--recipe-compose is set but --recipe-repo is not: name the repository "
+            "of the recipe images (their FROM lines read RECIPE_REPO:NAME)"
+        )
+    if settings.recipe_repo:
+        location = CacheLocation.parse(settings.recipe_repo, "recipe repo")
+        if location.prefix:
+            raise ConfigError(
+                f"recipe repo {settings.recipe_repo!r} has a tag; give the repository "
+                f"only ({location.repo}): recipe images are REPO:NAME"
+            )
 
 
 def _check_recipes(recipes, settings: Settings, recipe_config) -> None:
@@ -329,7 +366,14 @@ def _recipe_build(docker, settings, recipe_config, recipe, cache, others) -> Bui
 
 def _main_location(settings: Settings, config) -> CacheLocation:
     if settings.cache_repo:
-        return CacheLocation.parse(settings.cache_repo)
+        location = CacheLocation.parse(settings.cache_repo)
+        if location.prefix and settings.cache_version:
+            raise ConfigError(
+                f"cache repo {settings.cache_repo!r} has a tag prefix, which replaces "
+                f"the cache version {settings.cache_version!r}; put the version into "
+                "the prefix or drop one of them"
+            )
+        return location
     # Without a cache repo nothing is pulled or pushed, but stage images still
     # need names; keep them apart per compose project.
     project = str(config.get("name") or os.path.basename(settings.project_dir))

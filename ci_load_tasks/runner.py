@@ -54,6 +54,7 @@ class Runner:
         ok_codes: Sequence[int] = (0,),
         on_line: Optional[Callable[[str], None]] = None,
         env: Optional[Mapping[str, str]] = None,
+        echo: Optional[bool] = None,
     ) -> Result:
         """Run ``argv`` and return its output.
 
@@ -69,7 +70,7 @@ class Runner:
         if self.dry and changes:
             self.say(f"+ {shown}  # dry run: not run")
             return Result(argv, 0, "", 0.0, ran=False)
-        if self.echo:
+        if self.echo if echo is None else echo:
             self.say(f"+ {shown}")
 
         tail = collections.deque(maxlen=TAIL_LINES)
@@ -93,7 +94,7 @@ class Runner:
             command = sh.Command(argv[0])
         except sh.CommandNotFound:
             raise CommandError(
-                f"{argv[0]!r} not found: install it or point ci-load at it "
+                f"{argv[0]!r} not found (or not executable): install it or point ci-load at it "
                 "(--docker / --compose, ci_load.docker / ci_load.compose)",
                 argv,
             ) from None

@@ -26,7 +26,7 @@ DEFAULTS = {
     "recipe_repo": None,
     "recipe_compose": None,
     "docker": "docker",
-    "compose": "docker compose",
+    "compose": None,  # the docker command's compose plugin: "docker compose"
     "workdir": None,
     # None, not False: invoke reads an environment value for a bool default as
     # true unless it is "0" or "", so INVOKE_CI_LOAD_KEEP=false would keep.
@@ -75,11 +75,13 @@ class Settings:
                 continue
             merged[key] = value
 
+        _check_types(merged)
         compose_files = _as_list(merged["compose_files"], os.pathsep)
         if not compose_files:
             raise ConfigError("no compose file given: pass --compose-file FILE")
         compose_files = tuple(os.path.abspath(f) for f in compose_files)
         project_dir = merged["project_dir"] or os.path.dirname(compose_files[0])
+        docker = _as_command(merged["docker"], "docker")
         return cls(
             compose_files=compose_files,
             project_dir=os.path.abspath(project_dir),
@@ -90,14 +92,44 @@ class Settings:
             cache_version=merged["cache_version"] or None,
             recipe_repo=merged["recipe_repo"] or None,
             recipe_compose=_abspath_or_none(merged["recipe_compose"]),
-            docker=_as_command(merged["docker"], "docker"),
-            compose=_as_command(merged["compose"], "compose"),
+            docker=docker,
+            compose=_as_command(merged["compose"], "compose") if merged["compose"]
+            else (*docker, "compose"),
             workdir=_abspath_or_none(merged["workdir"]),
             keep=_as_bool(merged["keep"]),
         )
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_LIST_KEYS = {"compose_files", "other_services", "other_repos"}
+_COMMAND_KEYS = {"docker", "compose"}
+
+
+def _check_types(merged: Mapping[str, Any]) -> None:
+    """Refuse values of the wrong shape, e.g. from a hand-written invoke.yaml."""
+    for key, value in merged.items():
+        if value is None:
+            continue
+        if key == "keep":
+            ok = isinstance(value, bool) or (
+                isinstance(value, str) and value.strip().lower() in _BOOLEAN_WORDS
+            )
+            expected = "true or false"
+        elif key in _LIST_KEYS or key in _COMMAND_KEYS:
+            ok = isinstance(value, str) or (
+                isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+            )
+            expected = "a string or a list of strings"
+        else:
+            ok = isinstance(value, str)
+            expected = "a string"
+        if not ok:
+            raise ConfigError(f"ci_load.{key} must be {expected}, not {value!r}")
+
+
+_BOOLEAN_WORDS = {"", "0", "1", "true", "false", "yes", "no", "on", "off"}
 
 
 def _as_list(value, separator=None) -> Tuple[str, ...]:

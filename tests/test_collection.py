@@ -291,8 +291,8 @@ def test_a_missing_compose_file_is_a_one_line_error(inv, project):
                               "--compose-file", "nope.yml"))
 
     assert line == (
-        f"ci-load plan: compose file {project / 'nope.yml'} does not exist: pass "
-        "--compose-file FILE"
+        f"ci-load plan: compose file {project / 'nope.yml'} does not exist: check "
+        "--compose-file"
     )
 
 
@@ -301,7 +301,7 @@ def test_a_docker_that_is_not_installed_is_a_one_line_error_saying_so(inv):
                               "--docker", "/nonexistent/docker"))
 
     assert line == (
-        "ci-load build: '/nonexistent/docker' not found: install it or point ci-load "
+        "ci-load build: '/nonexistent/docker' not found (or not executable): install it or point ci-load "
         "at it (--docker / --compose, ci_load.docker / ci_load.compose)"
     )
 
@@ -322,7 +322,8 @@ def fake_docker(tmp_path):
 def test_a_dry_build_prints_the_docker_builds_and_runs_none(inv, project, fake_docker):
     docker, calls = fake_docker
 
-    result = inv("--dry", "ci-load.build", "--service", "app", "--docker", str(docker),
+    result = inv("--dry", "ci-load.build", "--service", "app", "--compose", "docker compose",
+                 "--docker", str(docker),
                  "--cache-repo", "reg.example/cache")
 
     assert result.returncode == 0, result.stderr
@@ -346,11 +347,13 @@ def test_a_dry_build_prints_the_docker_builds_and_runs_none(inv, project, fake_d
          "-t", "example/app:1.0", "-t", "reg.example/cache:app_final", context],
     ]
     printed = [line for line in result.stdout.splitlines() if line.startswith("+ ")]
-    assert printed[1:] == [
+    assert printed[2:] == [
         f"+ DOCKER_BUILDKIT=0 {shlex.join(argv)}  # dry run: not run"
         for argv in expected
     ]
-    assert printed[0].startswith("+ docker compose -f ")  # compose config still runs
+    # Commands that only read still run: the compose check and compose config.
+    assert printed[0] == "+ docker compose version"
+    assert printed[1].startswith("+ docker compose -f ")
 
 
 @pytest.mark.parametrize(
@@ -368,8 +371,8 @@ def test_the_generated_files_are_kept_only_when_asked(env, flags, kept, inv, pro
                                                        fake_docker, tmp_path):
     workdir = tmp_path / "work"
 
-    result = inv("--dry", "ci-load.build", "--service", "app", "--docker",
-                 str(fake_docker[0]), "--workdir", str(workdir), *flags, env=env)
+    result = inv("--dry", "ci-load.build", "--service", "app", "--compose", "docker compose",
+                 "--docker", str(fake_docker[0]), "--workdir", str(workdir), *flags, env=env)
 
     assert result.returncode == 0, result.stderr
     assert (workdir / "stages.yml").exists() is kept

@@ -220,9 +220,10 @@ def test_another_service_building_another_dockerfile_is_an_error():
         shop_plan(other_services=["worker"])
 
     assert str(error.value) == (
-        "other service 'worker' builds /srv/shop/worker/Dockerfile in "
-        "/srv/shop/worker, not the main service's /srv/shop/docker/shop.Dockerfile "
-        "in /srv/shop; ci-load tags other services only from the main service's stages"
+        "other service 'worker' does not build like the main service 'shop' "
+        "(Dockerfile, context, build args or network differ), so no image ci-load "
+        "builds is its image; leave it out of --other-service or make its build the "
+        "same but for target"
     )
 
 
@@ -253,13 +254,28 @@ def test_a_plan_without_a_service_is_an_error():
     )
 
 
-def test_a_generated_service_name_colliding_with_a_compose_service_is_an_error():
+def test_a_compose_service_named_like_a_generated_one_stays_out_of_the_stages_file():
+    plan = shop_plan(config="shop_collide.yml")
+
+    stages_file = yaml.safe_load(plan.files["stages.yml"])
+    assert stages_file["services"]["shop_stage_deps"]["image"] == f"{R}:shop_stage_deps"
+
+
+def test_an_other_service_named_like_a_generated_stage_service_is_an_error():
+    config = rendered("shop.yml")
+    config["services"]["shop_stage_deps"] = dict(
+        config["services"]["shop"], image="example/shop-deps:1.0"
+    )
+
     with pytest.raises(ConfigError) as error:
-        shop_plan(config="shop_collide.yml")
+        make_plan(settings(cache_repo=R, recipe_repo="cilocal/recipe",
+                           recipe_compose="/srv/recipes/docker-compose.yml",
+                           other_services=["shop_stage_deps"]),
+                  config, SHOP_DOCKERFILE, WORKDIR, rendered("recipes.yml"))
 
     assert str(error.value) == (
-        "service 'shop_stage_deps' in /srv/shop/docker-compose.yml collides with the "
-        "name ci-load generates for stage 'deps'; rename that service"
+        "other service 'shop_stage_deps' has the name ci-load gives the build of "
+        "stage 'deps' in its generated stages file; rename that service"
     )
 
 

@@ -209,7 +209,7 @@ def test_an_unknown_program_is_a_command_error_saying_how_to_point_at_it():
         Runner(out=io.StringIO()).run(["no-such-docker-anywhere", "build", "."])
 
     assert str(error.value) == (
-        "'no-such-docker-anywhere' not found: install it or point ci-load at it "
+        "'no-such-docker-anywhere' not found (or not executable): install it or point ci-load at it "
         "(--docker / --compose, ci_load.docker / ci_load.compose)"
     )
     assert error.value.argv == ("no-such-docker-anywhere", "build", ".")
