@@ -49,7 +49,7 @@ SHARED_FLAGS = {
     "recipe_repo": ("recipe_repo", "repository of the ONBUILD recipe images (default: no recipes)"),
     "recipe_compose": ("recipe_compose", "compose file that builds the recipe images"),
     "docker": ("docker", "docker command (default: docker)"),
-    "compose": ("compose", "compose command (default: 'docker compose')"),
+    "compose": ("compose", "compose command (default: the docker command's plugin, 'docker compose')"),
     "workdir": ("workdir", "directory for the generated compose files (default: a fresh temporary one)"),
     "keep": ("keep", "keep the generated files after the run"),
 }
@@ -101,12 +101,18 @@ def workspace(settings: Settings, runner: Runner):
 
     A directory the user named is kept; only the files ci-load wrote in it go.
     """
-    if settings.workdir:
-        created = not os.path.isdir(settings.workdir)
-        os.makedirs(settings.workdir, exist_ok=True)
-        path = settings.workdir
-    else:
-        path, created = tempfile.mkdtemp(prefix="ci-load-"), True
+    try:
+        if settings.workdir:
+            created = not os.path.isdir(settings.workdir)
+            os.makedirs(settings.workdir, exist_ok=True)
+            path = settings.workdir
+        else:
+            path, created = tempfile.mkdtemp(prefix="ci-load-"), True
+    except OSError as error:
+        raise ConfigError(
+            f"cannot use {settings.workdir} as work directory: {error.strerror}; "
+            "give --workdir a directory ci-load may create or write to"
+        ) from None
     runner.say(f"work directory: {path}")
     written = set(os.listdir(path))
     try:
@@ -126,17 +132,21 @@ def plan(c, settings, runner, json=False):
     """Print what a run would do: stages, cache images, generated files, commands.
 
     Runs `compose config` to render the compose files and reads the
-    Dockerfile; changes nothing.
+    Dockerfile; changes nothing. With --keep it also writes the generated
+    files into the work directory, to read or to run compose on.
     """
     if json:
         # Keep stdout for the JSON alone: commands and notes go to stderr.
         runner = Runner(dry=runner.dry, out=sys.stderr)
     with workspace(settings, runner) as workdir:
         the_plan = plan_for(settings, runner, workdir)
-    if json:
-        print(dumps(the_plan.as_json(), indent=2))
-    else:
-        print(describe(the_plan))
+        if settings.keep:
+            steps.write_files(the_plan, the_plan.files)
+    try:
+        print(dumps(the_plan.as_json(), indent=2) if json else describe(the_plan))
+    except BrokenPipeError:
+        # `inv ci-load.plan | head`: the reader has all it wanted.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @pipeline_task()
@@ -194,7 +204,8 @@ STEP_NAMES = {
 
 
 def _run_steps(settings: Settings, runner: Runner, chosen, report_path) -> None:
-    report = Report()
+    _check_report_path(report_path)
+    report = Report(dry=runner.dry)
     started = time.monotonic()
     try:
         with workspace(settings, runner) as workdir:
@@ -204,11 +215,30 @@ def _run_steps(settings: Settings, runner: Runner, chosen, report_path) -> None:
             for step in chosen:
                 with steps.timed(report, STEP_NAMES[step], runner):
                     step(the_plan, runner, report)
+    except CiLoadError as error:
+        report.error = str(error)
+        raise
     finally:
-        report.write(report_path)
+        try:
+            report.write(report_path)
+        except OSError as error:
+            # Never hide the run's own failure behind this one.
+            runner.say(f"warning: could not write the report {report_path}: {error}")
     if report.stages:
         runner.say("\n" + report.summary())
     runner.say(f"ci-load finished in {time.monotonic() - started:.1f}s")
+
+
+def _check_report_path(path) -> None:
+    """Fail before any work, not after it, on a report that cannot be written."""
+    if not path:
+        return
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path) or not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        raise ConfigError(
+            f"--report {path}: cannot write a file there; give a file path in an "
+            "existing, writable directory"
+        )
 
 
 def describe(the_plan: Plan) -> str:
@@ -219,7 +249,7 @@ def describe(the_plan: Plan) -> str:
         f"dockerfile:  {the_plan.dockerfile}",
         f"context:     {the_plan.context}",
         f"target:      {the_plan.target or '(the last stage)'}",
-        f"stages found: {', '.join(the_plan.stages_found)}",
+        f"stages found: {', '.join(the_plan.stages_found)}  (#N: an unnamed stage)",
         f"stages to build, in order: {', '.join(the_plan.stages) or '(none)'}",
         f"recipes:     {', '.join(the_plan.recipes) or '(none)'}",
         f"cache repo:  {the_plan.cache_repo or '(none: nothing is pulled or pushed)'}",

@@ -71,8 +71,8 @@ def read_service(config: dict, name: str, files: Sequence[str]) -> ServiceBuild:
             f"service {name!r} uses dockerfile_inline, which ci-load does not read "
             "yet; move the Dockerfile into a file"
         )
-    context = os.path.normpath(context)
-    dockerfile = build.get("dockerfile") or "Dockerfile"
+    context = os.path.normpath(unescape(context))
+    dockerfile = unescape(build.get("dockerfile") or "Dockerfile")
     dockerfile = os.path.normpath(os.path.join(context, dockerfile))
     return ServiceBuild(
         service=name,

@@ -1,7 +1,6 @@
 """What a run did, for people (the summary) and for machines (``--report``)."""
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
@@ -30,6 +29,8 @@ class Report:
     pulled: List[str] = field(default_factory=list)  # cache images found after pull
     missing: List[str] = field(default_factory=list)  # cache images no location had
     step_seconds: Dict[str, float] = field(default_factory=dict)
+    dry: bool = False  # a dry run: nothing was built, tagged or pushed
+    error: Optional[str] = None  # why the run stopped, when it failed
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -37,8 +38,6 @@ class Report:
     def write(self, path: Optional[str]) -> None:
         if not path:
             return
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
         with open(path, "w", encoding="utf-8") as file:
             json.dump(self.as_dict(), file, indent=2)
             file.write("\n")

@@ -106,6 +106,12 @@ def _read_from(command, index, global_args, earlier, path):
     if len(words) == 3 and words[1].upper() == "AS":
         name = words[2].strip().lower()
         words = words[:1]
+        if not _STAGE_NAME.match(name):
+            raise ConfigError(
+                f"{path}:{command.start_line}: {words[0]!r} AS {name!r}: a stage name "
+                "must start with a letter and hold only letters, digits, '-', '_' "
+                "and '.'; docker would refuse it"
+            )
     if len(words) != 1:
         raise ConfigError(
             f"{path}:{command.start_line}: cannot read {command.original!r}: "
@@ -118,6 +124,10 @@ def _read_from(command, index, global_args, earlier, path):
     if stage is not None:
         needs.append(stage.key)
     return [index, name, base, needs, command.start_line]
+
+
+# What docker accepts as a stage name (after lower-casing it).
+_STAGE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
 
 
 def _stages_used(command, earlier, path) -> List[str]:
