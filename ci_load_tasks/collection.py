@@ -138,11 +138,11 @@ def plan(c, settings, runner, json=False):
     if json:
         # Keep stdout for the JSON alone: commands and notes go to stderr.
         runner = Runner(dry=runner.dry, out=sys.stderr)
-    with workspace(settings, runner) as workdir:
-        the_plan = plan_for(settings, runner, workdir)
-        if settings.keep:
-            steps.write_files(the_plan, the_plan.files)
     try:
+        with workspace(settings, runner) as workdir:
+            the_plan = plan_for(settings, runner, workdir)
+            if settings.keep:
+                steps.write_files(the_plan, the_plan.files)
         print(dumps(the_plan.as_json(), indent=2) if json else describe(the_plan))
     except BrokenPipeError:
         # `inv ci-load.plan | head`: the reader has all it wanted.

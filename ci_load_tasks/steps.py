@@ -53,9 +53,12 @@ def _written_by_us(path: str) -> bool:
 def timed(report: Report, step: str, runner: Runner):
     runner.say(f"\n== ci-load {step} ==")
     started = time.monotonic()
-    yield
-    seconds = time.monotonic() - started
-    report.step_seconds[step] = round(seconds, 3)
+    try:
+        yield
+    finally:
+        # Also for a step that fails: the report shows where the time went.
+        seconds = time.monotonic() - started
+        report.step_seconds[step] = round(seconds, 3)
     runner.say(f"== {step} done in {seconds:.1f}s ==")
 
 
@@ -79,6 +82,7 @@ def pull(plan: Plan, runner: Runner, report: Report) -> None:
             f"warning: the registry did not answer as a missing cache would ({trouble}); "
             "building without that cache. Check --cache-repo and `docker login`"
         )
+    missing_note = "see the warning above" if trouble else "a colder build, normal on a first run"
     local = _local_images(plan, runner)
     wanted = [image for images in (plan.cache_images, *plan.other_cache_images)
               for image in images.all()]
@@ -86,7 +90,7 @@ def pull(plan: Plan, runner: Runner, report: Report) -> None:
     report.missing = [image for image in wanted if image not in local]
     runner.say(f"cache images available: {len(report.pulled)} of {len(wanted)}")
     for image in report.missing:
-        runner.say(f"  not found (a colder build, normal on a first run): {image}")
+        runner.say(f"  not found ({missing_note}): {image}")
 
 
 # What compose prints when a registry could not be asked at all, as opposed
@@ -101,6 +105,10 @@ def registry_trouble(output: str) -> Optional[str]:
     """The first line of compose's pull output that says the registry failed."""
     for line in output.splitlines():
         lowered = line.lower()
+        # Docker Hub says "pull access denied … does not exist" for a
+        # repository not pushed yet: a first run, not trouble.
+        if "does not exist" in lowered:
+            continue
         if any(word in lowered for word in _TROUBLE):
             return line.strip()
     return None

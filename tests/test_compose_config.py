@@ -160,6 +160,29 @@ def test_a_build_given_as_a_string_is_its_context():
     )
 
 
+def test_a_dollar_in_the_project_path_is_unescaped_in_context_and_dockerfile(
+    tmp_path, compose_env
+):
+    project = tmp_path / "costs $5"
+    project.mkdir()
+    compose_file = project / "docker-compose.yml"
+    compose_file.write_text("services:\n  app:\n    build: .\n")
+    result = subprocess.run(
+        ["docker", "compose", "-f", str(compose_file), "config"], check=False,
+        cwd=project, env=compose_env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    assert config["services"]["app"]["build"]["context"] == f"{tmp_path}/costs $$5"
+
+    build = read_service(config, "app", [str(compose_file)])
+
+    assert (build.context, build.dockerfile) == (
+        str(project), str(project / "Dockerfile"),
+    )
+    assert build.section["context"] == f"{tmp_path}/costs $$5"
+
+
 # -- what ci-load cannot build --------------------------------------------------
 
 

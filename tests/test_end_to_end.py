@@ -6,6 +6,7 @@ engine stands for a fresh CI runner: no images, no build cache.
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -239,3 +240,31 @@ def test_a_failing_build_exits_non_zero_naming_the_stage_and_pushes_nothing(
     assert last.startswith("ci-load run: building stage build failed with exit code 1")
     assert "Traceback" not in process.stderr
     assert registry.tags("e2e/broken") == []
+
+
+def closed_loopback_port():
+    """A loopback port nothing listens on: bound once by us, then released."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_pull_from_a_registry_that_refuses_the_connection_warns_and_succeeds(
+    engine, project
+):
+    port = closed_loopback_port()
+
+    process = ci_load(engine.env(), "ci-load.pull",
+                      *project_flags(project, f"127.0.0.1:{port}/e2e/nowhere"))
+
+    assert process.returncode == 0
+    warnings = [line for line in process.stdout.splitlines()
+                if line.startswith("warning: the registry did not answer")]
+    assert len(warnings) == 1, process.stdout
+    assert warnings[0].startswith(
+        "warning: the registry did not answer as a missing cache would ("
+    )
+    assert warnings[0].endswith(
+        f"127.0.0.1:{port}: connect: connection refused); building without that "
+        "cache. Check --cache-repo and `docker login`"
+    )

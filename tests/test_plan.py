@@ -8,6 +8,7 @@ stages that only some services need (which stages are built is tested there).
 
 import json
 import os
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -279,6 +280,120 @@ def test_an_other_service_named_like_a_generated_stage_service_is_an_error():
     )
 
 
+def layers_with_a_named_last_stage():
+    named = LAYERS_DOCKERFILE.replace("FROM busybox:1.36\nCOPY",
+                                      "FROM busybox:1.36 AS runtime\nCOPY")
+    assert named != LAYERS_DOCKERFILE
+    return named
+
+
+def test_an_other_service_without_target_builds_the_named_last_stage_tagged_from_it():
+    plan = make_plan(
+        settings(compose_files=["/srv/layers/docker-compose.yml"], service="app-test",
+                 cache_repo=R, other_services=["app"]),
+        rendered("layers.yml"), layers_with_a_named_last_stage(), WORKDIR,
+    )
+
+    assert plan.stages == ("base", "build", "test", "docs", "runtime")
+    assert [(b.name, b.images) for b in plan.builds] == [
+        ("base", (f"{R}:app-test_stage_base",)),
+        ("build", (f"{R}:app-test_stage_build",)),
+        ("docs", (f"{R}:app-test_stage_docs",)),
+        ("runtime", (f"{R}:app-test_stage_runtime",)),
+        ("app-test", ("example/app-test:1.0", f"{R}:app-test_final",
+                      f"{R}:app-test_stage_test")),
+    ]
+    assert plan.builds[3].argv[4:6] == ("--target", "runtime")
+    assert plan.tags == (
+        Tag(f"{R}:app-test_stage_runtime", "example/app:1.0",
+            ("docker", "tag", f"{R}:app-test_stage_runtime", "example/app:1.0")),
+    )
+
+
+def test_an_other_service_without_target_is_an_error_when_the_last_stage_has_no_name():
+    with pytest.raises(ConfigError) as error:
+        layers_plan(service="app-test", other_services=["app"])
+
+    assert str(error.value) == (
+        "other service 'app' builds the last stage of /srv/layers/Dockerfile, which "
+        "has no name and is not what 'app-test' builds; name that stage (FROM … AS "
+        "NAME) so ci-load can build and cache it"
+    )
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        pytest.param("args", {"BASE_IMAGE": "busybox:1.36", "GREETING": "free"},
+                     id="a build arg"),
+        pytest.param("dockerfile", "docker/other.Dockerfile", id="the Dockerfile"),
+        pytest.param("context", "/srv/shop/docker", id="the context"),
+        pytest.param("network", "host", id="the network"),
+    ],
+)
+def test_an_other_service_whose_build_differs_from_the_main_services_is_an_error(
+    key, value
+):
+    config = rendered("shop.yml")
+    config["services"]["shop-build"]["build"][key] = value
+
+    with pytest.raises(ConfigError) as error:
+        make_plan(settings(cache_repo=R, other_services=["shop-build"]), config,
+                  SHOP_DOCKERFILE, WORKDIR)
+
+    assert str(error.value) == (
+        "other service 'shop-build' does not build like the main service 'shop' "
+        "(Dockerfile, context, build args or network differ), so no image ci-load "
+        "builds is its image; leave it out of --other-service or make its build the "
+        "same but for target"
+    )
+
+
+def test_a_target_that_is_a_number_is_not_the_stage_of_that_index():
+    config = rendered("shop.yml")
+    config["services"]["shop"]["build"]["target"] = "0"
+
+    with pytest.raises(ConfigError) as error:
+        make_plan(settings(), config, SHOP_DOCKERFILE, WORKDIR)
+
+    assert str(error.value) == (
+        "service 'shop': target '0' is not a stage of /srv/shop/docker/shop.Dockerfile "
+        "(named stages: base, hello, deps, assets, build)"
+    )
+
+
+@pytest.mark.parametrize(
+    "other_services, tags, tagged_services",
+    [
+        pytest.param(["shop-build", "shop-build"],
+                     [(f"{R}:shop_stage_build", "example/shop-build:1.0")],
+                     ["shop-build"], id="another service named twice"),
+        pytest.param(["shop", "shop-latest"],
+                     [(f"{R}:shop_final", "example/shop:latest")],
+                     ["shop-latest"], id="the main service named as another service"),
+    ],
+)
+def test_other_services_named_twice_or_naming_the_main_service_are_tagged_once(
+    other_services, tags, tagged_services
+):
+    plan = shop_plan(other_services=other_services)
+
+    assert [(t.source, t.target) for t in plan.tags] == tags
+    assert [b.name for b in plan.builds] == [*STAGES, "shop"]
+    # Read the text, not the YAML: a YAML reader keeps one of two equal keys.
+    service_lines = re.findall(r"(?m)^  (\S+):$", plan.files["stages.yml"])
+    assert service_lines == [
+        *(f"shop_stage_{s}" for s in STAGES), "shop", *tagged_services,
+    ]
+
+
+def test_a_main_service_without_an_image_is_tagged_with_composes_default_name():
+    plan = make_plan(settings(service="short"), rendered("edge.yml"),
+                     "FROM busybox:1.36\n", WORKDIR)
+
+    assert plan.builds[-1].images == ("edge-short", "ci-load-local/edge:short_final")
+
+
 # -- build keys and warnings ----------------------------------------------------
 
 
@@ -394,6 +509,23 @@ def test_other_cache_locations_are_pulled_and_read_but_never_pushed():
     assert not any(name.startswith("other") for name in plan.push)
 
 
+def test_a_cache_repo_with_a_tag_prefix_and_a_cache_version_is_an_error():
+    with pytest.raises(ConfigError) as error:
+        shop_plan(cache_repo=f"{R}:pr-17", cache_version="v2")
+
+    assert str(error.value) == (
+        f"cache repo '{R}:pr-17' has a tag prefix, which replaces the cache version "
+        "'v2'; put the version into the prefix or drop one of them"
+    )
+
+
+def test_another_repo_with_a_tag_prefix_goes_with_a_cache_version():
+    plan = shop_plan(cache_version="v2", other_repos=["team/other:main"])
+
+    assert plan.cache_images.final == f"{R}:v2_shop_final"
+    assert [o.final for o in plan.other_cache_images] == ["team/other:main_final"]
+
+
 # -- recipes --------------------------------------------------------------------
 
 
@@ -459,6 +591,40 @@ def test_a_recipe_missing_from_the_recipe_compose_file_is_an_error_naming_both()
     )
 
 
+@pytest.mark.parametrize(
+    "recipe_repo, message",
+    [
+        pytest.param(
+            "cilocal/recipe:v1",
+            "recipe repo 'cilocal/recipe:v1' has a tag; give the repository only "
+            "(cilocal/recipe): recipe images are REPO:NAME",
+            id="a tag",
+        ),
+        pytest.param(
+            "CiLocal/recipe",
+            "recipe repo 'CiLocal/recipe': 'CiLocal' is not a valid repository path "
+            "component (repository names must be lower case)",
+            id="upper case",
+        ),
+    ],
+)
+def test_a_recipe_repo_that_is_not_a_plain_repository_is_an_error(recipe_repo, message):
+    with pytest.raises(ConfigError) as error:
+        shop_plan(recipe_repo=recipe_repo)
+
+    assert str(error.value) == message
+
+
+def test_a_recipe_compose_file_without_a_recipe_repo_is_an_error():
+    with pytest.raises(ConfigError) as error:
+        shop_plan(recipe_repo=None)
+
+    assert str(error.value) == (
+        "--recipe-compose is set but --recipe-repo is not: name the repository of "
+        "the recipe images (their FROM lines read RECIPE_REPO:NAME)"
+    )
+
+
 # -- pull, push and the order of a whole run ------------------------------------
 
 
@@ -510,6 +676,17 @@ def test_the_plan_as_json_is_plain_data_with_the_cache_image_names():
     }
     assert data["commands"] == shop_plan().commands()
     assert data["stages"] == list(STAGES)
+
+
+def test_without_a_cache_repository_the_commands_pull_and_push_nothing():
+    plan = shop_plan(cache_repo=None, other_services=["shop-build"])
+    env = " ".join(f"{k}={v}" for k, v in plan.build_env.items())
+
+    assert plan.commands() == [
+        *(f"{env} {shlex.join(b.argv)}" for b in (*plan.recipe_builds, *plan.builds)),
+        shlex.join(("docker", "tag", "ci-load-local/shop:shop_stage_build",
+                    "example/shop-build:1.0")),
+    ]
 
 
 # -- the generated files ----------------------------------------------------------

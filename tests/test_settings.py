@@ -284,3 +284,54 @@ def test_settings_are_frozen():
 
     with pytest.raises(AttributeError):
         settings.service = "other"
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        pytest.param(
+            "compose_files", 5,
+            "ci_load.compose_files must be a string or a list of strings, not 5",
+            id="compose files as a number",
+        ),
+        pytest.param("docker", 7,
+                     "ci_load.docker must be a string or a list of strings, not 7",
+                     id="docker as a number"),
+        pytest.param("cache_repo", 5000,
+                     "ci_load.cache_repo must be a string, not 5000",
+                     id="cache repo as a number"),
+        pytest.param("service", ["web"],
+                     "ci_load.service must be a string, not ['web']",
+                     id="service as a list"),
+        pytest.param("keep", "maybe", "ci_load.keep must be true or false, not 'maybe'",
+                     id="keep as a word that is not yes or no"),
+    ],
+)
+def test_a_config_value_of_the_wrong_type_is_an_error_naming_its_key(
+    key, value, message
+):
+    with pytest.raises(ConfigError) as error:
+        resolve({key: value})
+
+    assert str(error.value) == message
+
+
+# -- the compose command ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "docker, compose",
+    [
+        pytest.param("/x/docker", ("/x/docker", "compose"), id="a docker path"),
+        pytest.param("sudo docker", ("sudo", "docker", "compose"),
+                     id="a docker command with arguments"),
+    ],
+)
+def test_the_compose_command_defaults_to_the_docker_commands_plugin(docker, compose):
+    assert resolve(docker=docker).compose == compose
+
+
+def test_a_compose_command_given_beats_the_docker_commands_plugin():
+    assert resolve(docker="/x/docker", compose="docker-compose").compose == (
+        "docker-compose",
+    )

@@ -94,6 +94,26 @@ def test_base_images_are_the_bases_that_are_not_stages():
     ]
 
 
+def test_a_from_with_a_number_names_an_image_not_the_stage_of_that_index():
+    dockerfile = parse_dockerfile("FROM busybox:1.36 AS a\nFROM 0\n", "Dockerfile", {})
+
+    assert dockerfile.stages[1] == Stage(1, None, "0", (), 2)
+    assert dockerfile.base_images() == ["busybox:1.36", "0"]
+
+
+@pytest.mark.parametrize("name", ["2nd", "_stage", "-stage", "st@ge"])
+def test_a_stage_name_docker_refuses_is_an_error_naming_file_and_line(name):
+    text = f"FROM busybox:1.36 AS base\n\nFROM base AS {name}\n"
+
+    with pytest.raises(ConfigError) as error:
+        parse_dockerfile(text, "/srv/app/Dockerfile", {})
+
+    assert str(error.value) == (
+        f"/srv/app/Dockerfile:3: 'base' AS {name!r}: a stage name must start with a "
+        "letter and hold only letters, digits, '-', '_' and '.'; docker would refuse it"
+    )
+
+
 # -- dependencies ---------------------------------------------------------------
 
 
