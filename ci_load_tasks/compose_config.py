@@ -14,7 +14,10 @@ from .errors import ConfigError
 
 # Build keys ci-load passes on to ``docker build``. Others are kept in the
 # generated compose files but not on the command line; see ``ignored_keys``.
-_HANDLED_BUILD_KEYS = {"context", "dockerfile", "args", "target", "cache_from", "network"}
+_HANDLED_BUILD_KEYS = {
+    "context", "dockerfile", "dockerfile_inline", "args", "target", "cache_from", "network",
+    "additional_contexts",
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,8 @@ class ServiceBuild:
     cache_from: Tuple[str, ...]
     network: Optional[str]
     section: dict = field(compare=False)  # the rendered build section, as compose wrote it
+    dockerfile_inline: Optional[str] = None  # the Dockerfile's text, when compose holds it
+    contexts: Dict[str, str] = field(default_factory=dict)  # additional_contexts
 
     @property
     def ignored_keys(self) -> Tuple[str, ...]:
@@ -64,16 +69,16 @@ def read_service(config: dict, name: str, files: Sequence[str]) -> ServiceBuild:
             f"service {name!r} builds from the remote context {context!r}; ci-load "
             "needs a local directory as build context"
         )
-    if "dockerfile_inline" in build:
-        # TODO(issue 3): write the inline text into the work directory and
-        # build from there.
-        raise ConfigError(
-            f"service {name!r} uses dockerfile_inline, which ci-load does not read "
-            "yet; move the Dockerfile into a file"
-        )
     context = os.path.normpath(unescape(context))
-    dockerfile = unescape(build.get("dockerfile") or "Dockerfile")
-    dockerfile = os.path.normpath(os.path.join(context, dockerfile))
+    inline = build.get("dockerfile_inline")
+    if inline is not None:
+        # Never a Dockerfile that happens to lie in the context: the plan
+        # writes the inline text into the work directory and builds from it.
+        dockerfile = f"(dockerfile_inline of service {name})"
+        inline = unescape(str(inline))
+    else:
+        dockerfile = unescape(build.get("dockerfile") or "Dockerfile")
+        dockerfile = os.path.normpath(os.path.join(context, dockerfile))
     return ServiceBuild(
         service=name,
         image=service.get("image"),
@@ -84,6 +89,9 @@ def read_service(config: dict, name: str, files: Sequence[str]) -> ServiceBuild:
         cache_from=tuple(build.get("cache_from") or ()),
         network=build.get("network"),
         section=dict(build),
+        dockerfile_inline=inline,
+        contexts={str(k): unescape(str(v))
+                  for k, v in (build.get("additional_contexts") or {}).items()},
     )
 
 

@@ -95,8 +95,11 @@ def read_inputs(settings: Settings, runner: Runner) -> Inputs:
                             settings.project_dir)
     build = read_service(config, settings.service, settings.compose_files)
     try:
-        with open(build.dockerfile, encoding="utf-8") as file:
-            dockerfile_text = file.read()
+        if build.dockerfile_inline is not None:
+            dockerfile_text = build.dockerfile_inline
+        else:
+            with open(build.dockerfile, encoding="utf-8") as file:
+                dockerfile_text = file.read()
     except FileNotFoundError:
         raise ConfigError(
             f"service {settings.service!r}: Dockerfile {build.dockerfile} does not exist; "

@@ -225,9 +225,12 @@ def test_a_remote_build_context_is_an_error():
     )
 
 
-def test_an_inline_dockerfile_is_an_error():
-    with pytest.raises(ConfigError, match=r"^service 'inline' uses dockerfile_inline"):
-        read_service(rendered("edge.yml"), "inline", EDGE_FILES)
+def test_an_inline_dockerfile_is_read_from_compose_and_never_from_the_context():
+    build = read_service(rendered("edge.yml"), "inline", EDGE_FILES)
+
+    assert build.dockerfile_inline == "FROM busybox:1.36\n"
+    assert build.dockerfile == "(dockerfile_inline of service inline)"
+    assert build.ignored_keys == ()
 
 
 def test_args_that_are_neither_a_map_nor_a_list_are_an_error():

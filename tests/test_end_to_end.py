@@ -268,3 +268,38 @@ def test_pull_from_a_registry_that_refuses_the_connection_warns_and_succeeds(
         f"127.0.0.1:{port}: connect: connection refused); building without that "
         "cache. Check --cache-repo and `docker login`"
     )
+
+
+INLINE_COMPOSE = """\
+services:
+  tool:
+    image: inline/tool:1
+    build:
+      context: .
+      dockerfile_inline: |
+        FROM cilocal/busybox:latest AS prep
+        RUN echo 'prepared, costs $$5' > /prep
+        FROM cilocal/busybox:latest
+        COPY --from=prep /prep /prep
+        CMD ["cat", "/prep"]
+"""
+
+
+def test_an_inline_dockerfile_is_built_and_cached_and_a_dockerfile_in_the_context_is_ignored(
+    engine, base_image, registry, tmp_path
+):
+    project = tmp_path / "inline"
+    project.mkdir()
+    (project / "docker-compose.yml").write_text(INLINE_COMPOSE)
+    (project / "Dockerfile").write_text("FROM this-must-never-be-read\n")
+    flags = ["--compose-file", str(project / "docker-compose.yml"), "--service", "tool",
+             "--cache-repo", f"{registry.address}/e2e/inline"]
+
+    ci_load(engine.env(), "ci-load.run", *flags, "--push")
+    fresh_runner(engine)
+    ci_load(engine.env(), "ci-load.run", *flags, "--report", str(tmp_path / "warm.json"))
+
+    table = stage_table(read_report(tmp_path / "warm.json"))
+    assert table == {"prep": (True, 0), "tool": (True, 0)}
+    run = engine.docker("run", "--rm", "--network", "none", "inline/tool:1")
+    assert run.stdout == "prepared, costs $5\n"
