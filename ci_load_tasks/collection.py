@@ -39,7 +39,8 @@ from .settings import DEFAULTS, Settings
 # Shared flags: task parameter -> (config key, help). The parameter names are
 # the CLI: ``compose_file`` is ``--compose-file``.
 SHARED_FLAGS = {
-    "compose_file": ("compose_files", "compose file; repeat for several, in order (default: docker-compose.yml)"),
+    "compose_file": ("compose_files", "compose file; repeat for several, in order (default: $COMPOSE_FILE, else compose.yaml … docker-compose.yml here)"),
+    "env_file": ("env_files", "compose --env-file for the compose files; repeatable (default: compose's .env)"),
     "project_dir": ("project_dir", "compose project directory (default: the first compose file's directory)"),
     "service": ("service", "the main service: the one whose Dockerfile stages are cached (required)"),
     "other_service": ("other_services", "another service to tag from its target stage or the final image; repeatable"),
@@ -53,7 +54,7 @@ SHARED_FLAGS = {
     "workdir": ("workdir", "directory for the generated compose files (default: a fresh temporary one)"),
     "keep": ("keep", "keep the generated files after the run"),
 }
-REPEATABLE = ["compose_file", "other_service", "other_repo"]
+REPEATABLE = ["compose_file", "env_file", "other_service", "other_repo"]
 
 
 def pipeline_task(**own_help):

@@ -56,7 +56,8 @@ def check_compose(runner: Runner, compose: Sequence[str]) -> None:
 
 
 def render_compose(runner: Runner, compose: Sequence[str], files: Sequence[str],
-                   project_dir: str, flag: str = "--compose-file") -> dict:
+                   project_dir: str, flag: str = "--compose-file",
+                   env_files: Sequence[str] = ()) -> dict:
     """Run ``compose config`` and parse its stdout (warnings go to stderr).
 
     Every profile is enabled: ci-load picks services by name, and a service
@@ -65,9 +66,14 @@ def render_compose(runner: Runner, compose: Sequence[str], files: Sequence[str],
     for path in files:
         if not os.path.isfile(path):
             raise ConfigError(f"compose file {path} does not exist: check {flag}")
+    for path in env_files:
+        if not os.path.isfile(path):
+            raise ConfigError(f"env file {path} does not exist: check --env-file")
     argv = [*compose]
     for path in files:
         argv += ["-f", path]
+    for path in env_files:
+        argv += ["--env-file", path]
     argv += ["--project-directory", project_dir, "--profile", "*", "config"]
     try:
         result = runner.run(argv, changes=False, stream=False, merge_stderr=False)
@@ -92,7 +98,7 @@ def read_inputs(settings: Settings, runner: Runner) -> Inputs:
         raise ConfigError("no main service: pass --service NAME or set ci_load.service")
     check_compose(runner, settings.compose)
     config = render_compose(runner, settings.compose, settings.compose_files,
-                            settings.project_dir)
+                            settings.project_dir, env_files=settings.env_files)
     build = read_service(config, settings.service, settings.compose_files)
     try:
         if build.dockerfile_inline is not None:

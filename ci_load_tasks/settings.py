@@ -16,7 +16,10 @@ from .errors import ConfigError
 #: default to strings because invoke cannot set a list from an ``INVOKE_*``
 #: environment variable; a string is split (see ``_as_list``).
 DEFAULTS = {
-    "compose_files": "docker-compose.yml",
+    # None: as compose finds them: $COMPOSE_FILE, else the first of
+    # COMPOSE_FILE_NAMES in the current directory.
+    "compose_files": None,
+    "env_files": "",
     "project_dir": None,
     "service": None,
     "other_services": "",
@@ -37,6 +40,7 @@ DEFAULTS = {
 @dataclass(frozen=True)
 class Settings:
     compose_files: Tuple[str, ...]
+    env_files: Tuple[str, ...]
     project_dir: str
     service: Optional[str]
     other_services: Tuple[str, ...]
@@ -51,7 +55,8 @@ class Settings:
     keep: bool
 
     @classmethod
-    def resolve(cls, config: Mapping[str, Any], flags: Mapping[str, Any]) -> "Settings":
+    def resolve(cls, config: Mapping[str, Any], flags: Mapping[str, Any],
+                environ: Optional[Mapping[str, str]] = None) -> "Settings":
         """Merge ``flags`` over ``config`` over ``DEFAULTS``.
 
         A flag counts as given when it is not None and not an empty list
@@ -78,12 +83,13 @@ class Settings:
         _check_types(merged)
         compose_files = _as_list(merged["compose_files"], os.pathsep)
         if not compose_files:
-            raise ConfigError("no compose file given: pass --compose-file FILE")
+            compose_files = default_compose_files(os.environ if environ is None else environ)
         compose_files = tuple(os.path.abspath(f) for f in compose_files)
         project_dir = merged["project_dir"] or os.path.dirname(compose_files[0])
         docker = _as_command(merged["docker"], "docker")
         return cls(
             compose_files=compose_files,
+            env_files=tuple(os.path.abspath(f) for f in _as_list(merged["env_files"], os.pathsep)),
             project_dir=os.path.abspath(project_dir),
             service=merged["service"] or None,
             other_services=_as_list(merged["other_services"]),
@@ -103,7 +109,23 @@ class Settings:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-_LIST_KEYS = {"compose_files", "other_services", "other_repos"}
+_LIST_KEYS = {"compose_files", "env_files", "other_services", "other_repos"}
+
+#: The names compose looks for in the current directory, in its order.
+COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+
+
+def default_compose_files(environ: Mapping[str, str]) -> Tuple[str, ...]:
+    """The compose files compose itself would read when none is named."""
+    if environ.get("COMPOSE_FILE"):
+        separator = environ.get("COMPOSE_PATH_SEPARATOR") or os.pathsep
+        return _as_list(environ["COMPOSE_FILE"], separator)
+    for name in COMPOSE_FILE_NAMES:
+        if os.path.isfile(name):
+            return (name,)
+    # NOTE: compose also searches parent directories; ci-load does not, so
+    # the error names the file the user most likely meant.
+    return ("docker-compose.yml",)
 _COMMAND_KEYS = {"docker", "compose"}
 
 

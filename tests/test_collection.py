@@ -25,7 +25,7 @@ TASKS = ["plan", "pull", "recipes", "build", "push", "run"]
 OVERRIDE = "services:\n  app:\n    image: example/app:2.0\n"
 SHARED_FLAGS = [
     "--cache-repo", "--cache-version", "--compose", "--compose-file", "--docker",
-    "--keep", "--other-repo", "--other-service", "--project-dir", "--recipe-compose",
+    "--env-file", "--keep", "--other-repo", "--other-service", "--project-dir", "--recipe-compose",
     "--recipe-repo", "--service", "--workdir",
 ]
 
@@ -259,7 +259,7 @@ def test_an_unknown_key_in_invoke_yaml_is_a_one_line_error(inv, project):
 
     assert line.startswith(
         "ci-load plan: unknown ci_load config key(s): servce; known keys are "
-        "compose_files, project_dir, service,"
+        "compose_files, env_files, project_dir, service,"
     )
 
 
@@ -625,3 +625,26 @@ def test_a_failed_runs_report_holds_the_error(inv, stand_in, tmp_path):
         f"The command was: DOCKER_BUILDKIT=0 {docker} build "
     )
     assert (data["dry"], data["stages"], data["tagged"]) == (False, [], [])
+
+
+def test_an_env_file_reaches_compose_and_so_the_build_args(inv, project):
+    (project / "docker-compose.yml").write_text(
+        "services:\n  app:\n    image: example/app:1.0\n    build:\n"
+        "      context: .\n      args:\n        VERSION: ${VERSION:-0.0}\n"
+    )
+    (project / "ci.env").write_text("VERSION=2.5\n")
+
+    default = plan_json(inv("ci-load.plan", "--service", "app", "--json"))
+    from_file = plan_json(inv("ci-load.plan", "--service", "app", "--json",
+                              "--env-file", "ci.env"))
+
+    assert default["build_args"] == {"VERSION": "0.0"}
+    assert from_file["build_args"] == {"VERSION": "2.5"}
+
+
+def test_without_compose_file_the_one_compose_would_find_is_used(inv, project):
+    (project / "docker-compose.yml").rename(project / "compose.yaml")
+
+    plan = plan_json(inv("ci-load.plan", "--service", "app", "--json"))
+
+    assert plan["compose_files"] == [str(project / "compose.yaml")]

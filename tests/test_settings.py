@@ -14,7 +14,7 @@ from ci_load_tasks.errors import ConfigError
 from ci_load_tasks.settings import DEFAULTS, Settings
 
 KEYS = [
-    "compose_files", "project_dir", "service", "other_services", "cache_repo",
+    "compose_files", "env_files", "project_dir", "service", "other_services", "cache_repo",
     "other_repos", "cache_version", "recipe_repo", "recipe_compose", "docker",
     "compose", "workdir", "keep",
 ]
@@ -22,7 +22,8 @@ KEYS = [
 # What invoke hands over for flags that were not given: None, False for the
 # boolean flag and [] for the repeatable ones.
 NO_FLAGS = {
-    "compose_files": [], "project_dir": None, "service": None, "other_services": [],
+    "compose_files": [], "env_files": [], "project_dir": None, "service": None,
+    "other_services": [],
     "cache_repo": None, "other_repos": [], "cache_version": None, "recipe_repo": None,
     "recipe_compose": None, "docker": None, "compose": None, "workdir": None,
     "keep": False,
@@ -49,6 +50,7 @@ def test_without_config_and_flags_every_setting_has_its_default(in_project):
 
     assert settings.as_dict() == {
         "compose_files": (str(in_project / "docker-compose.yml"),),
+        "env_files": (),
         "project_dir": str(in_project),
         "service": None,
         "other_services": (),
@@ -262,11 +264,36 @@ def test_an_unknown_flag_is_a_programming_error():
 
 
 @pytest.mark.parametrize("value", ["", " ", os.pathsep, []], ids=repr)
-def test_no_compose_file_at_all_is_an_error(value):
-    with pytest.raises(
-        ConfigError, match=r"^no compose file given: pass --compose-file"
-    ):
-        resolve({"compose_files": value})
+def test_no_compose_file_named_means_the_file_compose_would_find(value, in_project):
+    (in_project / "compose.yaml").write_text("services: {}\n")
+    (in_project / "docker-compose.yml").write_text("services: {}\n")
+
+    settings = Settings.resolve({"compose_files": value}, NO_FLAGS, environ={})
+
+    assert settings.compose_files == (str(in_project / "compose.yaml"),)
+
+
+def test_no_compose_file_named_means_compose_file_from_the_environment(in_project):
+    environ = {"COMPOSE_FILE": "a.yml:ci/b.yml"}
+
+    settings = Settings.resolve({}, NO_FLAGS, environ=environ)
+
+    assert settings.compose_files == (str(in_project / "a.yml"), str(in_project / "ci/b.yml"))
+    assert settings.project_dir == str(in_project)
+
+
+def test_compose_path_separator_splits_compose_file_as_compose_does(in_project):
+    environ = {"COMPOSE_FILE": "a.yml,b.yml", "COMPOSE_PATH_SEPARATOR": ","}
+
+    settings = Settings.resolve({}, NO_FLAGS, environ=environ)
+
+    assert settings.compose_files == (str(in_project / "a.yml"), str(in_project / "b.yml"))
+
+
+def test_env_files_are_absolute_and_repeatable(in_project):
+    settings = resolve(env_files=["ci.env", "/etc/x.env"])
+
+    assert settings.env_files == (str(in_project / "ci.env"), "/etc/x.env")
 
 
 @pytest.mark.parametrize("key", ["docker", "compose"])
