@@ -20,6 +20,7 @@ plan depends on their answer.
 import inspect
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -39,7 +40,7 @@ from .settings import DEFAULTS, Settings
 # Shared flags: task parameter -> (config key, help). The parameter names are
 # the CLI: ``compose_file`` is ``--compose-file``.
 SHARED_FLAGS = {
-    "compose_file": ("compose_files", "compose file; repeat for several, in order (default: $COMPOSE_FILE, else compose.yaml … docker-compose.yml here)"),
+    "compose_file": ("compose_files", "compose file; repeat for several, in order (default: the files compose finds itself: $COMPOSE_FILE, compose.yaml, docker-compose.yml … and their override files)"),
     "env_file": ("env_files", "compose --env-file for the compose files; repeatable (default: compose's .env)"),
     "project_dir": ("project_dir", "compose project directory (default: the first compose file's directory)"),
     "service": ("service", "the main service: the one whose Dockerfile stages are cached (required)"),
@@ -77,10 +78,18 @@ def pipeline_task(**own_help):
         def wrapper(c, **kwargs):
             flags = {SHARED_FLAGS[name][0]: kwargs.pop(name, None) for name in SHARED_FLAGS}
             try:
-                settings = Settings.resolve(dict(c.config.get("ci_load") or {}), flags)
-                return body(c, settings, Runner(dry=bool(c.config.run.dry)), **kwargs)
+                with signals_interrupt():
+                    settings = Settings.resolve(_ci_load_config(c), flags)
+                    return body(c, settings, Runner(dry=bool(c.config.run.dry)), **kwargs)
             except CiLoadError as error:
-                raise Exit(f"ci-load {body.__name__.rstrip('_')}: {error}", code=1) from None
+                raise Exit(f"ci-load {body.__name__}: {error}", code=1) from None
+            except KeyboardInterrupt as error:
+                signum = getattr(error, "signum", signal.SIGINT)
+                raise Exit(
+                    f"ci-load {body.__name__}: interrupted by {signal.Signals(signum).name}; "
+                    "the running command was stopped and nothing after it ran",
+                    code=128 + signum,
+                ) from None
 
         wrapper.__signature__ = inspect.Signature([context, *shared, *own])
         wrapper.__name__ = body.__name__
@@ -94,6 +103,52 @@ def pipeline_task(**own_help):
         return task(wrapper, help=help_texts, iterable=REPEATABLE, auto_shortflags=False)
 
     return decorate
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal that asks ci-load to stop, raised where the task is."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def signals_interrupt():
+    """Turn SIGTERM (and SIGINT) into an exception while a task runs.
+
+    Python dies at once on SIGTERM, which a CI runner sends to cancel a job;
+    as an exception, the running docker command is stopped, the work
+    directory removed and the report written, and nothing after it runs. Only
+    the first signal counts, so the cleanup is not cut short. A SIGINT that
+    the parent told us to ignore (a background job) stays ignored.
+    """
+    previous = {}
+
+    def interrupt(signum, frame):
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        if signal.getsignal(sig) is signal.SIG_IGN:
+            continue
+        previous[sig] = signal.getsignal(sig)
+        signal.signal(sig, interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ci_load_config(c) -> dict:
+    if c.config.get("ci-load") is not None:
+        # The collection is named ci-load, but invoke config keys cannot hold
+        # a dash as env variables can; a common slip.
+        raise ConfigError("config key 'ci-load' found: ci-load reads its settings "
+                          "from 'ci_load' (with an underscore)")
+    return dict(c.config.get("ci_load") or {})
 
 
 @contextmanager
@@ -121,11 +176,25 @@ def workspace(settings: Settings, runner: Runner):
     finally:
         if settings.keep:
             runner.say(f"generated files kept in {path}")
-        elif created:
+        elif not settings.workdir:
             shutil.rmtree(path, ignore_errors=True)
         else:
-            for name in set(os.listdir(path)) - written:
-                os.remove(os.path.join(path, name))
+            _remove_new_files(path, written, remove_dir=created)
+
+
+def _remove_new_files(path: str, before: set, remove_dir: bool) -> None:
+    """Remove what ci-load added to a work directory the user named.
+
+    NOTE: two runs sharing one --workdir at the same time may remove each
+    other's files; give each job its own (the default temporary one is).
+    """
+    try:
+        for name in set(os.listdir(path)) - before:
+            os.remove(os.path.join(path, name))
+        if remove_dir:
+            os.rmdir(path)
+    except OSError:
+        pass  # gone already, or not empty: leave it
 
 
 @pipeline_task(json="print the plan as one JSON object instead of text")
@@ -218,6 +287,9 @@ def _run_steps(settings: Settings, runner: Runner, chosen, report_path) -> None:
                     step(the_plan, runner, report)
     except CiLoadError as error:
         report.error = str(error)
+        raise
+    except KeyboardInterrupt as error:
+        report.error = f"interrupted by {error}"
         raise
     finally:
         try:

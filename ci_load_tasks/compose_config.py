@@ -46,7 +46,7 @@ def services(config: dict) -> dict:
 
 def read_service(config: dict, name: str, files: Sequence[str]) -> ServiceBuild:
     """The build of service ``name``, or a ``ConfigError`` saying what is wrong."""
-    where = ", ".join(files)
+    where = describe_files(files)
     all_services = services(config)
     if name not in all_services:
         known = ", ".join(sorted(all_services)) or "none"
@@ -101,7 +101,7 @@ def service_image(config: dict, name: str, files: Sequence[str]) -> str:
     if name not in all_services:
         known = ", ".join(sorted(all_services)) or "none"
         raise ConfigError(
-            f"other service {name!r} is not defined in {', '.join(files)} "
+            f"other service {name!r} is not defined in {describe_files(files)} "
             f"(services there: {known})"
         )
     image = (all_services[name] or {}).get("image")
@@ -111,6 +111,26 @@ def service_image(config: dict, name: str, files: Sequence[str]) -> str:
             "add an image: to the service"
         )
     return image
+
+
+# What compose looks for when no file is named, in its order.
+_DEFAULT_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+
+
+def describe_files(files: Sequence[str]) -> str:
+    """The compose files for a message.
+
+    When none was named compose chose them; name the one it most likely read
+    (only for the message: compose itself also reads overrides and .env).
+    """
+    if files:
+        return ", ".join(files)
+    if os.environ.get("COMPOSE_FILE"):
+        return f"$COMPOSE_FILE ({os.environ['COMPOSE_FILE']})"
+    for name in _DEFAULT_NAMES:
+        if os.path.isfile(name):
+            return os.path.abspath(name)
+    return f"the compose files of {os.getcwd()}"
 
 
 def unescape(value: str) -> str:

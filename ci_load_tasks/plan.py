@@ -15,7 +15,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import yaml
 
 from . import templates
-from .compose_config import ServiceBuild, read_service, service_image, services
+from .compose_config import ServiceBuild, describe_files, read_service, service_image, services
 from .errors import ConfigError
 from .names import CacheImages, CacheLocation, cache_images
 from .settings import Settings
@@ -501,7 +501,7 @@ def _render_stages(settings, build: ServiceBuild, builds, cache_from, other_targ
         for name, image, section in entries
     )
     return templates.render(
-        "stages.yml", service=build.service, compose_files=", ".join(settings.compose_files),
+        "stages.yml", service=build.service, compose_files=describe_files(settings.compose_files),
         dockerfile=build.dockerfile, services=body.rstrip("\n"),
     )
 

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 import yaml
 
-from .compose_config import read_service
+from .compose_config import describe_files, read_service
 from .errors import CommandError, ConfigError
 from .plan import Plan, make_plan
 from .runner import Runner
@@ -74,22 +74,22 @@ def render_compose(runner: Runner, compose: Sequence[str], files: Sequence[str],
         argv += ["-f", path]
     for path in env_files:
         argv += ["--env-file", path]
-    argv += ["--project-directory", project_dir, "--profile", "*", "config"]
+    if files:
+        argv += ["--project-directory", project_dir]
+    argv += ["--profile", "*", "config"]
     try:
         result = runner.run(argv, changes=False, stream=False, merge_stderr=False)
     except CommandError as error:
         if error.exit_code is None:
             raise  # compose did not even start: the runner's message says why
         last = error.tail.strip().splitlines()[-1:] or ["no output"]
-        raise ConfigError(
-            f"compose could not read {', '.join(files)}: {last[0]}"
-        ) from None
+        raise ConfigError(f"compose could not read {describe_files(files)}: {last[0]}") from None
     try:
         config = yaml.safe_load(result.output)
     except yaml.YAMLError as error:
-        raise ConfigError(f"compose config of {', '.join(files)} is not YAML: {error}") from None
+        raise ConfigError(f"compose config of {describe_files(files)} is not YAML: {error}") from None
     if not isinstance(config, dict):
-        raise ConfigError(f"compose config of {', '.join(files)} printed no services")
+        raise ConfigError(f"compose config of {describe_files(files)} printed no services")
     return config
 
 

@@ -10,6 +10,7 @@ anything.
 import collections
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -112,9 +113,19 @@ class Runner:
                 # then print plain lines instead of redrawn progress bars.
                 _tty_out=False,
                 _env={**os.environ, **env},
-                _return_cmd=True,
                 _truncate_exc=False,
+                # In the background so that we wait, and an interrupt (SIGINT,
+                # or SIGTERM turned into one by the task layer) reaches us and
+                # we can stop the child instead of leaving it running.
+                _bg=True,
+                _bg_exc=False,
             )
+            try:
+                process.wait()
+            except BaseException:
+                if process.is_alive():
+                    _stop(process)
+                raise
             exit_code = process.exit_code
         except sh.ForkException as error:
             # The program exists but could not be started (bad interpreter,
@@ -131,3 +142,16 @@ class Runner:
                 "".join(tail),
             ) from None
         return Result(argv, exit_code, "".join(kept), time.monotonic() - started)
+
+
+def _stop(process, grace: float = 10.0) -> None:
+    """Ask a child to stop (SIGTERM), then make it (SIGKILL) after ``grace`` s."""
+    try:
+        process.signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while process.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if process.is_alive():
+            process.kill()
+    except (ProcessLookupError, OSError):
+        pass  # it ended on its own meanwhile

@@ -16,9 +16,7 @@ from .errors import ConfigError
 #: default to strings because invoke cannot set a list from an ``INVOKE_*``
 #: environment variable; a string is split (see ``_as_list``).
 DEFAULTS = {
-    # None: as compose finds them: $COMPOSE_FILE, else the first of
-    # COMPOSE_FILE_NAMES in the current directory.
-    "compose_files": None,
+    "compose_files": None,  # None: the files compose finds by itself
     "env_files": "",
     "project_dir": None,
     "service": None,
@@ -55,8 +53,7 @@ class Settings:
     keep: bool
 
     @classmethod
-    def resolve(cls, config: Mapping[str, Any], flags: Mapping[str, Any],
-                environ: Optional[Mapping[str, str]] = None) -> "Settings":
+    def resolve(cls, config: Mapping[str, Any], flags: Mapping[str, Any]) -> "Settings":
         """Merge ``flags`` over ``config`` over ``DEFAULTS``.
 
         A flag counts as given when it is not None and not an empty list
@@ -81,11 +78,14 @@ class Settings:
             merged[key] = value
 
         _check_types(merged)
-        compose_files = _as_list(merged["compose_files"], os.pathsep)
-        if not compose_files:
-            compose_files = default_compose_files(os.environ if environ is None else environ)
-        compose_files = tuple(os.path.abspath(f) for f in compose_files)
-        project_dir = merged["project_dir"] or os.path.dirname(compose_files[0])
+        # No compose file named: compose finds them itself, as for the user
+        # ($COMPOSE_FILE, also from .env; compose.yaml and its override file).
+        compose_files = tuple(
+            os.path.abspath(f) for f in _as_list(merged["compose_files"], os.pathsep)
+        )
+        project_dir = merged["project_dir"] or (
+            os.path.dirname(compose_files[0]) if compose_files else os.getcwd()
+        )
         docker = _as_command(merged["docker"], "docker")
         return cls(
             compose_files=compose_files,
@@ -110,22 +110,6 @@ class Settings:
 
 
 _LIST_KEYS = {"compose_files", "env_files", "other_services", "other_repos"}
-
-#: The names compose looks for in the current directory, in its order.
-COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
-
-
-def default_compose_files(environ: Mapping[str, str]) -> Tuple[str, ...]:
-    """The compose files compose itself would read when none is named."""
-    if environ.get("COMPOSE_FILE"):
-        separator = environ.get("COMPOSE_PATH_SEPARATOR") or os.pathsep
-        return _as_list(environ["COMPOSE_FILE"], separator)
-    for name in COMPOSE_FILE_NAMES:
-        if os.path.isfile(name):
-            return (name,)
-    # NOTE: compose also searches parent directories; ci-load does not, so
-    # the error names the file the user most likely meant.
-    return ("docker-compose.yml",)
 _COMMAND_KEYS = {"docker", "compose"}
 
 

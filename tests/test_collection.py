@@ -353,7 +353,7 @@ def test_a_dry_build_prints_the_docker_builds_and_runs_none(inv, project, fake_d
     ]
     # Commands that only read still run: the compose check and compose config.
     assert printed[0] == "+ docker compose version"
-    assert printed[1].startswith("+ docker compose -f ")
+    assert printed[1] == "+ docker compose --profile '*' config"
 
 
 @pytest.mark.parametrize(
@@ -642,9 +642,15 @@ def test_an_env_file_reaches_compose_and_so_the_build_args(inv, project):
     assert from_file["build_args"] == {"VERSION": "2.5"}
 
 
-def test_without_compose_file_the_one_compose_would_find_is_used(inv, project):
+def test_without_compose_file_compose_finds_the_files_and_their_override_itself(inv, project):
     (project / "docker-compose.yml").rename(project / "compose.yaml")
+
+    (project / "compose.override.yaml").write_text(
+        "services:\n  app:\n    image: example/app:override\n"
+    )
 
     plan = plan_json(inv("ci-load.plan", "--service", "app", "--json"))
 
-    assert plan["compose_files"] == [str(project / "compose.yaml")]
+    assert plan["compose_files"] == []
+    assert plan["dockerfile"] == str(project / "Dockerfile")
+    assert "example/app:override" in plan["cache_from"]

@@ -49,7 +49,7 @@ def test_without_config_and_flags_every_setting_has_its_default(in_project):
     settings = resolve()
 
     assert settings.as_dict() == {
-        "compose_files": (str(in_project / "docker-compose.yml"),),
+        "compose_files": (),
         "env_files": (),
         "project_dir": str(in_project),
         "service": None,
@@ -158,9 +158,7 @@ def test_a_config_value_of_none_counts_as_not_configured():
 
     assert settings.service is None
     assert settings.docker == ("docker",)
-    assert [os.path.basename(f) for f in settings.compose_files] == [
-        "docker-compose.yml",
-    ]
+    assert settings.compose_files == ()
 
 
 # -- strings from the environment ---------------------------------------------------
@@ -264,30 +262,13 @@ def test_an_unknown_flag_is_a_programming_error():
 
 
 @pytest.mark.parametrize("value", ["", " ", os.pathsep, []], ids=repr)
-def test_no_compose_file_named_means_the_file_compose_would_find(value, in_project):
-    (in_project / "compose.yaml").write_text("services: {}\n")
-    (in_project / "docker-compose.yml").write_text("services: {}\n")
+def test_no_compose_file_named_leaves_the_choice_to_compose_in_this_directory(
+    value, in_project
+):
+    settings = resolve({"compose_files": value})
 
-    settings = Settings.resolve({"compose_files": value}, NO_FLAGS, environ={})
-
-    assert settings.compose_files == (str(in_project / "compose.yaml"),)
-
-
-def test_no_compose_file_named_means_compose_file_from_the_environment(in_project):
-    environ = {"COMPOSE_FILE": "a.yml:ci/b.yml"}
-
-    settings = Settings.resolve({}, NO_FLAGS, environ=environ)
-
-    assert settings.compose_files == (str(in_project / "a.yml"), str(in_project / "ci/b.yml"))
+    assert settings.compose_files == ()
     assert settings.project_dir == str(in_project)
-
-
-def test_compose_path_separator_splits_compose_file_as_compose_does(in_project):
-    environ = {"COMPOSE_FILE": "a.yml,b.yml", "COMPOSE_PATH_SEPARATOR": ","}
-
-    settings = Settings.resolve({}, NO_FLAGS, environ=environ)
-
-    assert settings.compose_files == (str(in_project / "a.yml"), str(in_project / "b.yml"))
 
 
 def test_env_files_are_absolute_and_repeatable(in_project):

@@ -1,0 +1,2 @@
+# Not this one: compose reads dockerfile relative to the build context.
+FROM cilocal/busybox:latest AS wrong-dockerfile

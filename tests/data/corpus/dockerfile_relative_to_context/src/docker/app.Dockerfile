@@ -1,0 +1,3 @@
+FROM cilocal/busybox:latest AS deps
+FROM deps AS app
+COPY main.sh /main.sh
