@@ -297,7 +297,7 @@ def _run_steps(settings: Settings, runner: Runner, chosen, report_path) -> None:
         except OSError as error:
             # Never hide the run's own failure behind this one.
             runner.say(f"warning: could not write the report {report_path}: {error}")
-    if report.stages:
+    if report.stages or report.recipes:
         runner.say("\n" + report.summary())
     runner.say(f"ci-load finished in {time.monotonic() - started:.1f}s")
 

@@ -45,6 +45,11 @@ class CacheLocation:
         colon = text.rfind(":")
         if colon > slash:
             repo, prefix = text[:colon], text[colon + 1 :]
+            if slash < 0 and prefix.isdigit() and ("." in repo or repo == "localhost"):
+                raise ConfigError(
+                    f"{what} {text!r} looks like a registry HOST:PORT without a "
+                    f"repository; add one, e.g. {text}/team/cache"
+                )
             if not prefix:
                 raise ConfigError(
                     f"{what} {text!r} ends with ':': drop it or add a tag prefix"

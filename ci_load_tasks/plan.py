@@ -85,6 +85,7 @@ class Plan:
     list_images: Argv  # lists local images, to see which cache images exist
     build_env: Dict[str, str] = field(default_factory=lambda: dict(BUILD_ENV))
     warnings: Tuple[str, ...] = field(default=())
+    buildkit_only: Tuple[str, ...] = ()  # Dockerfile syntax the classic builder refuses
 
     def path(self, name: str) -> str:
         return os.path.join(self.workdir, name)
@@ -215,6 +216,7 @@ def make_plan(
         pushed=tuple(cache.all()),
         list_images=(*docker, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"),
         warnings=tuple(_warnings(build, dockerfile, needed, main_target)),
+        buildkit_only=dockerfile.buildkit_only,
     )
 
 
@@ -254,6 +256,12 @@ def _compose_image_name(config, service: str) -> Optional[str]:
 
 def _warnings(build: ServiceBuild, dockerfile: Dockerfile, needed, main_target) -> list:
     found = []
+    if dockerfile.buildkit_only:
+        found.append(
+            f"{dockerfile.path} uses syntax only BuildKit builds "
+            f"({'; '.join(dockerfile.buildkit_only[:3])}); ci-load builds with the "
+            "classic builder for now, so building it will stop"
+        )
     if build.contexts:
         found.append(
             f"service {build.service!r} uses additional_contexts "

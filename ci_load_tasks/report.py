@@ -43,15 +43,17 @@ class Report:
             file.write("\n")
 
     def summary(self) -> str:
-        """A plain text table of the stage builds."""
-        if not self.stages:
+        """A plain text table of the recipe and stage builds."""
+        rows = [*self.recipes, *self.stages]
+        if not rows:
             return ""
-        width = max(len(s.name) for s in self.stages)
+        names = [f"recipe {r.name}" for r in self.recipes] + [s.name for s in self.stages]
+        width = max(len("stage"), *(len(n) for n in names))
         lines = [f"{'stage'.ljust(width)}  cache  seconds  steps run"]
-        for stage in self.stages:
+        for name, stage in zip(names, rows):
             run = sum(1 for step in stage.steps if not step["cached"])
             lines.append(
-                f"{stage.name.ljust(width)}  {'hit ' if stage.cached else 'miss'}   "
+                f"{name.ljust(width)}  {'hit ' if stage.cached else 'miss'}   "
                 f"{stage.seconds:7.1f}  {run}/{len(stage.steps)}"
             )
         return "\n".join(lines)

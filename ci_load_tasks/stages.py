@@ -6,6 +6,7 @@ as Docker reads them; this module only interprets the instructions.
 """
 
 import re
+import shlex
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
@@ -32,6 +33,8 @@ class Stage:
 class Dockerfile:
     path: str
     stages: Tuple[Stage, ...]
+    # "line N: what": syntax only BuildKit builds (RUN --mount, heredocs, …).
+    buildkit_only: Tuple[str, ...] = ()
 
     def find(self, ref: str) -> Optional[Stage]:
         """The stage a ``--target``, ``FROM`` or ``--from`` value names."""
@@ -82,9 +85,11 @@ def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str
 
     global_args: Dict[str, str] = {}
     stages: List[Stage] = []
+    buildkit_only: List[str] = []
     current = None  # (index, name, base, needs, line) of the stage being read
     for command in commands:
         instruction = command.cmd.upper()
+        buildkit_only += _buildkit_only(command, instruction)
         if instruction == "FROM":
             if current:
                 stages.append(Stage(*current))
@@ -97,7 +102,46 @@ def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str
     if current is None:
         raise ConfigError(f"{path}: no FROM instruction: a Dockerfile must start a stage with FROM")
     stages.append(Stage(*current))
-    return Dockerfile(path=path, stages=tuple(_freeze(stages)))
+    _check_unique_names(stages, path)
+    return Dockerfile(path=path, stages=tuple(_freeze(stages)),
+                      buildkit_only=tuple(buildkit_only))
+
+
+# Flags the classic builder refuses ("… requires BuildKit"), per instruction.
+_BUILDKIT_FLAGS = {
+    "RUN": ("--mount", "--network", "--security"),
+    "COPY": ("--link", "--chmod", "--parents", "--exclude"),
+    "ADD": ("--link", "--chmod", "--checksum", "--keep-git-dir", "--exclude"),
+}
+
+
+def _buildkit_only(command, instruction: str) -> List[str]:
+    found = []
+    where = f"line {command.start_line}"
+    if command.heredocs:
+        found.append(f"{where}: a heredoc ({instruction} <<{command.heredocs[0].name})")
+    for flag in command.flags:
+        option = flag.partition("=")[0].lower()
+        if option in _BUILDKIT_FLAGS.get(instruction, ()):
+            found.append(f"{where}: {instruction} {option}")
+        elif instruction == "FROM" and option == "--platform" and "$" in flag:
+            # BuildKit fills $BUILDPLATFORM and friends; the classic builder
+            # leaves them empty and fails.
+            found.append(f"{where}: FROM {flag}")
+    return found
+
+
+def _check_unique_names(stages, path) -> None:
+    seen = {}
+    for stage in stages:
+        if stage.name is None:
+            continue
+        if stage.name in seen:
+            raise ConfigError(
+                f"{path}:{stage.line}: stage name {stage.name!r} is already used at line "
+                f"{seen[stage.name]}; docker refuses a Dockerfile with two stages of one name"
+            )
+        seen[stage.name] = stage.line
 
 
 def _read_from(command, index, global_args, earlier, path):
@@ -117,7 +161,12 @@ def _read_from(command, index, global_args, earlier, path):
             f"{path}:{command.start_line}: cannot read {command.original!r}: "
             "expected FROM [--platform=…] IMAGE [AS NAME]"
         )
-    base = expand_args(words[0], global_args, f"{path}:{command.start_line}")
+    base = _unquote_image(expand_args(words[0], global_args, f"{path}:{command.start_line}"))
+    if not base:
+        raise ConfigError(
+            f"{path}:{command.start_line}: {command.original!r} names no image once its "
+            "variables are filled in; give the build arg it uses a value"
+        )
     needs = []
     # FROM names an earlier stage by name only; "FROM 0" would be an image.
     stage = None if base.isdigit() else _find(earlier, base)
@@ -177,6 +226,17 @@ def _declare_args(values, build_args, global_args):
             global_args[name] = expand_args(_unquote(default), global_args, name)
         else:
             global_args.setdefault(name, "")
+
+
+def _unquote_image(value: str) -> str:
+    """Drop shell quotes as Docker does: ``debian:"12-slim"`` is ``debian:12-slim``."""
+    if '"' not in value and "'" not in value:
+        return value
+    try:
+        words = shlex.split(value)
+    except ValueError:
+        return value  # unbalanced quotes: leave it for docker to refuse
+    return words[0] if len(words) == 1 else value
 
 
 def _unquote(value: str) -> str:

@@ -126,6 +126,13 @@ def restore_recipes(plan: Plan, runner: Runner, report: Report) -> None:
 
 def build(plan: Plan, runner: Runner, report: Report) -> None:
     """Build each stage in order, then the service; tag the other services."""
+    if plan.buildkit_only:
+        # TODO(issue 4): build these with BuildKit instead of refusing them.
+        raise ConfigError(
+            f"{plan.dockerfile} uses syntax only BuildKit builds, first at "
+            f"{plan.buildkit_only[0]}; ci-load builds with the classic builder for "
+            "now, so it would fail there"
+        )
     if plan.build_contexts:
         # TODO(issue 4): pass them as --build-context once BuildKit builds.
         raise ConfigError(
@@ -190,7 +197,18 @@ def push(plan: Plan, runner: Runner, report: Report) -> None:
                 f"nothing pushed: {len(missing)} cache image(s) are not built yet, "
                 f"first {missing[0]}; run ci-load.build (and ci-load.recipes) first"
             )
-    if runner.run(plan.push).ran:
+    try:
+        result = runner.run(plan.push)
+    except CommandError as error:
+        if error.exit_code is None:
+            raise
+        raise CommandError(
+            f"pushing the cache to {plan.cache_repo} failed (exit code {error.exit_code}; "
+            "compose's output above names the image): check that the registry is "
+            "reachable and that `docker login` was run for it",
+            error.argv, error.exit_code, error.tail,
+        ) from None
+    if result.ran:
         report.pushed.extend(plan.pushed)
 
 

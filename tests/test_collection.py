@@ -11,8 +11,10 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -654,3 +656,44 @@ def test_without_compose_file_compose_finds_the_files_and_their_override_itself(
     assert plan["compose_files"] == []
     assert plan["dockerfile"] == str(project / "Dockerfile")
     assert "example/app:override" in plan["cache_from"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_running_build_cleans_up_and_exits_128_plus_its_number(
+    signum, stand_in, docker_config, project, tmp_path
+):
+    started = tmp_path / "build-started"
+    child = tmp_path / "build-pid"
+    docker = stand_in("docker", (
+        f'if [ "$1" = build ]; then echo $$ > {child}; touch {started}; exec sleep 60; fi\n'
+        'exec docker "$@"\n'
+    ))
+    report = tmp_path / "report.json"
+    env = dict(os.environ, DOCKER_CONFIG=str(docker_config),
+               PYTHONPATH=os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH")] if p))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "ci-load.run", "--service", "app",
+         "--compose", "docker compose", "--docker", str(docker), "--report", str(report)],
+        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # Its own session: a SIGINT from the test reaches ci-load alone, as a
+        # forwarded one from a CI runner would.
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert started.exists(), process.communicate()
+
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+
+    name = signal.Signals(signum).name
+    assert process.returncode == 128 + signum, err
+    assert err.strip().splitlines()[-1] == (
+        f"ci-load run: interrupted by {name}; the running command was stopped and "
+        "nothing after it ran"
+    )
+    assert not Path(f"/proc/{child.read_text().strip()}").exists()
+    workdir = out.splitlines()[0].split(": ", 1)[1]
+    assert not Path(workdir).exists()
+    assert json.loads(report.read_text())["error"] == f"interrupted by {name}"

@@ -306,3 +306,18 @@ def test_a_long_stage_name_gives_a_valid_shortened_tag_in_the_image_name():
 )
 def test_characters_docker_refuses_in_a_tag_become_underscores(tag, fitted):
     assert fit_tag(tag) == fitted
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1:5000", "registry.example.com:443", "localhost:5000"])
+def test_a_registry_host_and_port_without_a_repository_is_an_error(text):
+    with pytest.raises(ConfigError) as error:
+        CacheLocation.parse(text)
+
+    assert str(error.value) == (
+        f"cache location {text!r} looks like a registry HOST:PORT without a "
+        f"repository; add one, e.g. {text}/team/cache"
+    )
+
+
+def test_a_plain_repository_with_a_numeric_tag_prefix_is_still_a_tag_prefix():
+    assert CacheLocation.parse("cache:2024") == CacheLocation("cache", "2024")

@@ -141,7 +141,12 @@ def test_the_plan_names_what_it_read():
     )
     assert (plan.dockerfile, plan.context, plan.target) == (DOCKERFILE, CONTEXT, None)
     assert plan.stages_found == ("base", "hello", "deps", "assets", "build", "#5")
-    assert plan.warnings == ()
+    assert plan.buildkit_only == ("line 21: RUN --mount",)
+    assert plan.warnings == (
+        "/srv/shop/docker/shop.Dockerfile uses syntax only BuildKit builds (line 21: "
+        "RUN --mount); ci-load builds with the classic builder for now, so building "
+        "it will stop",
+    )
 
 
 def layers_plan(service="app", other_services=()):

@@ -307,3 +307,52 @@ def test_a_dockerfile_buildkit_cannot_parse_is_a_config_error_naming_it():
 def test_an_empty_dockerfile_is_a_config_error():
     with pytest.raises(ConfigError, match=r"^Dockerfile: "):
         parse_dockerfile("", "Dockerfile", {})
+
+
+def test_two_stages_of_one_name_are_an_error_naming_both_lines():
+    text = "FROM busybox AS tools\nFROM busybox AS Tools\n"
+
+    with pytest.raises(ConfigError) as error:
+        parse_dockerfile(text, "Dockerfile", {})
+
+    assert str(error.value) == (
+        "Dockerfile:2: stage name 'tools' is already used at line 1; docker refuses "
+        "a Dockerfile with two stages of one name"
+    )
+
+
+def test_a_from_that_names_no_image_once_filled_in_is_an_error():
+    text = "ARG BASE\nFROM ${BASE} AS app\n"
+
+    with pytest.raises(ConfigError) as error:
+        parse_dockerfile(text, "Dockerfile", {})
+
+    assert str(error.value) == (
+        "Dockerfile:2: 'FROM ${BASE} AS app' names no image once its variables are "
+        "filled in; give the build arg it uses a value"
+    )
+
+
+def test_quotes_in_a_from_image_are_dropped_as_docker_drops_them():
+    text = 'ARG V=12\nFROM debian:"${V}-slim" AS base\n'
+
+    assert parse_dockerfile(text, "Dockerfile", {}).stages[0].base == "debian:12-slim"
+
+
+def test_syntax_only_buildkit_builds_is_listed_with_its_line():
+    text = (
+        "FROM --platform=$BUILDPLATFORM busybox AS a\n"
+        "RUN --mount=type=cache,target=/c true\n"
+        "COPY --link --chmod=755 x /x\n"
+        "RUN <<EOF\necho hi\nEOF\n"
+        "FROM --platform=linux/amd64 busybox\n"
+        "COPY --from=a --chown=1 /x /x\n"
+    )
+
+    assert parse_dockerfile(text, "Dockerfile", {}).buildkit_only == (
+        "line 1: FROM --platform=$BUILDPLATFORM",
+        "line 2: RUN --mount",
+        "line 3: COPY --link",
+        "line 3: COPY --chmod",
+        "line 4: a heredoc (RUN <<EOF)",
+    )
