@@ -48,15 +48,20 @@ class BuildStep:
 @dataclass(frozen=True)
 class BuildLog:
     steps: tuple[BuildStep, ...]
+    # Whether the text is the log of a build that finished: legacy
+    # "Successfully built", BuildKit "writing image". A stage that is only a
+    # FROM line has no step but is such a log.
+    recognised: bool = True
 
     @property
     def cached(self) -> bool:
-        """Whether the whole build came from the cache.
+        """Whether the whole build came from the cache: nothing was executed.
 
-        A build with no step at all is not "cached": an empty or unreadable log
-        must not pass for a cache hit.
+        An empty or unreadable log must not pass for a cache hit, so this is
+        false unless the log was recognised; a recognised build with no step
+        (a stage that is only a FROM line) ran nothing and counts as cached.
         """
-        return bool(self.steps) and all(step.cached for step in self.steps)
+        return self.recognised and all(step.cached for step in self.steps)
 
     @property
     def executed(self) -> tuple[BuildStep, ...]:
@@ -69,9 +74,10 @@ def parse_build_output(text: str) -> BuildLog:
     lines = text.splitlines()
     # BuildKit prefixes every line of a build step's output with "#N <seconds>", so
     # a line starting with "Step N/M : " can only come from the legacy builder.
+    finished = any(_FINISHED.match(line) for line in lines)
     if any(_LEGACY_STEP.match(line) for line in lines):
-        return BuildLog(tuple(_parse_legacy(lines)))
-    return BuildLog(tuple(_parse_buildkit(lines)))
+        return BuildLog(tuple(_parse_legacy(lines)), finished)
+    return BuildLog(tuple(_parse_buildkit(lines)), finished)
 
 
 def _keyword(instruction: str) -> str:
@@ -135,6 +141,7 @@ def _parse_legacy(lines: list[str]) -> list[BuildStep]:
 # compose service before it under compose) and the step's place in its stage.
 # Vertices without "i/n" are not instructions: "[internal] load ...", "exporting to
 # image", "importing cache manifest from ...", "resolve image config ...".
+_FINISHED = re.compile(r"^(Successfully built [0-9a-f]+|#\d+ writing image sha256:)")
 _VERTEX = re.compile(r"^#(\d+) \[(?:[^\]]*\s)?\d+/\d+\] (.+)$")
 _CACHED = re.compile(r"^#(\d+) CACHED\s*$")
 

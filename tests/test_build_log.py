@@ -351,13 +351,6 @@ DEPRECATED: The legacy builder is deprecated and will be removed in a future rel
         pytest.param("", id="empty output"),
         pytest.param("sha256:3c3e2c9b4d1f\n", id="quiet build printing only an id"),
         pytest.param(
-            "Sending build context to Docker daemon  2.048kB\n"
-            "Step 1/1 : FROM cilocal/busybox:latest\n"
-            " ---> c69c4fe9dd90\n"
-            "Successfully built c69c4fe9dd90\n",
-            id="legacy Dockerfile with only a FROM line",
-        ),
-        pytest.param(
             "#1 [internal] load build definition from Dockerfile\n"
             "#1 DONE 0.0s\n"
             "#2 [internal] load metadata for docker.io/library/nothing:latest\n"
@@ -447,3 +440,14 @@ def test_newer_buildx_plain_output_without_digests_is_read():
     )
 
     assert log.steps == (hit("RUN make"), ran("COPY . /src"))
+
+
+def test_a_finished_build_of_a_stage_that_is_only_a_from_line_ran_nothing_so_is_cached():
+    log = parse_build_output(
+        "Sending build context to Docker daemon  2.048kB\n"
+        "Step 1/1 : FROM cilocal/busybox:latest\n"
+        " ---> c69c4fe9dd90\n"
+        "Successfully built c69c4fe9dd90\n"
+    )
+
+    assert (log.steps, log.cached) == ((), True)
