@@ -198,7 +198,7 @@ def push(plan: Plan, runner: Runner, report: Report) -> None:
                 f"first {missing[0]}; run ci-load.build (and ci-load.recipes) first"
             )
     try:
-        result = runner.run(plan.push)
+        result = _with_retries(runner, lambda: runner.run(plan.push), "push")
     except CommandError as error:
         if error.exit_code is None:
             raise
@@ -210,6 +210,26 @@ def push(plan: Plan, runner: Runner, report: Report) -> None:
         ) from None
     if result.ran:
         report.pushed.extend(plan.pushed)
+
+
+# Seconds to wait before each retry of a push.
+# NOTE: seen here, docker-registry 2.8 now and then answers a push with 500
+# (compose pushes images that share layers at once); a retry finds the
+# layers already there and pushes the rest. Configurable retries: issue 5.
+PUSH_RETRY_DELAYS = (1.0, 3.0)
+
+
+def _with_retries(runner: Runner, attempt, what: str):
+    for delay in PUSH_RETRY_DELAYS:
+        try:
+            return attempt()
+        except CommandError as error:
+            if error.exit_code is None:
+                raise
+            runner.say(f"warning: {what} failed (exit code {error.exit_code}); "
+                       f"trying again in {delay:.0f}s")
+            time.sleep(delay)
+    return attempt()
 
 
 def _describe(plan: Plan, name: str) -> str:
