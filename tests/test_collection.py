@@ -697,3 +697,33 @@ def test_a_signal_stops_the_running_build_cleans_up_and_exits_128_plus_its_numbe
     workdir = out.splitlines()[0].split(": ", 1)[1]
     assert not Path(workdir).exists()
     assert json.loads(report.read_text())["error"] == f"interrupted by {name}"
+
+
+def test_a_push_the_registry_fails_once_is_tried_again_and_succeeds(
+    inv, stand_in, tmp_path
+):
+    plan = plan_json(inv("ci-load.plan", "--service", "app", "--json",
+                         "--cache-repo", "reg.example/cache"))
+    images = tmp_path / "images.txt"
+    images.write_text("\n".join(plan["pushed"]) + "\n")
+    failed_once = tmp_path / "failed-once"
+    docker = stand_in("docker", (
+        f'if [ "$1 $2" = "image ls" ]; then cat {images}; exit 0; fi\n'
+        'exec docker "$@"\n'
+    ))
+    compose = stand_in("compose", (
+        'case "$*" in\n'
+        f'  *" push "*) [ -e {failed_once} ] && exit 0\n'
+        f'              touch {failed_once}\n'
+        '              echo "received unexpected HTTP status: 500"; exit 1;;\n'
+        '  *ci-load-probe*) exit 1;;\n'
+        '  *) exec docker compose "$@";;\n'
+        'esac\n'
+    ))
+
+    result = inv("ci-load.push", "--service", "app", "--cache-repo", "reg.example/cache",
+                 "--docker", str(docker), "--compose", str(compose))
+
+    assert result.returncode == 0, result.stderr
+    assert "warning: push failed (exit code 1); trying again in 1s" in result.stdout
+    assert result.stdout.count(" push cache_final") == 2
