@@ -37,6 +37,12 @@ Argv = Tuple[str, ...]
 # images without inline cache metadata. Builder choice is issue 4.
 BUILD_ENV = {"DOCKER_BUILDKIT": "0"}
 
+# One image at a time: cache images share layers (the final image is also
+# the target stage's), and docker-registry 2.8 answers parallel pushes of one
+# blob with an occasional 500 (seen here about 1 push in 40; none in 116
+# pushes one at a time).
+PUSH_ENV = {"COMPOSE_PARALLEL_LIMIT": "1"}
+
 
 @dataclass(frozen=True)
 class Build:
@@ -84,6 +90,7 @@ class Plan:
     pushed: Tuple[str, ...]  # the cache images ``push`` stores
     list_images: Argv  # lists local images, to see which cache images exist
     build_env: Dict[str, str] = field(default_factory=lambda: dict(BUILD_ENV))
+    push_env: Dict[str, str] = field(default_factory=lambda: dict(PUSH_ENV))
     warnings: Tuple[str, ...] = field(default=())
     buildkit_only: Tuple[str, ...] = ()  # Dockerfile syntax the classic builder refuses
 
@@ -110,7 +117,7 @@ class Plan:
         found += [shell_line(b.argv, self.build_env) for b in self.builds]
         found += [shell_line(t.argv) for t in self.tags]
         if self.cache_repo:
-            found.append(shell_line(self.push))
+            found.append(shell_line(self.push, self.push_env))
         return found
 
 

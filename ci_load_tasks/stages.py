@@ -104,7 +104,7 @@ def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str
     stages.append(Stage(*current))
     _check_unique_names(stages, path)
     return Dockerfile(path=path, stages=tuple(_freeze(stages)),
-                      buildkit_only=tuple(buildkit_only))
+                      buildkit_only=tuple(dict.fromkeys(buildkit_only)))
 
 
 # Flags the classic builder refuses ("… requires BuildKit"), per instruction.

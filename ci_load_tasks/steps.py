@@ -198,7 +198,8 @@ def push(plan: Plan, runner: Runner, report: Report) -> None:
                 f"first {missing[0]}; run ci-load.build (and ci-load.recipes) first"
             )
     try:
-        result = _with_retries(runner, lambda: runner.run(plan.push), "push")
+        result = _with_retries(runner, lambda: runner.run(plan.push, env=plan.push_env),
+                               "push")
     except CommandError as error:
         if error.exit_code is None:
             raise
@@ -213,8 +214,8 @@ def push(plan: Plan, runner: Runner, report: Report) -> None:
 
 
 # Seconds to wait before each retry of a push.
-# NOTE: seen here, docker-registry 2.8 now and then answers a push with 500
-# (compose pushes images that share layers at once); a retry finds the
+# NOTE: a registry may fail a push now and then (docker-registry 2.8 did with
+# parallel pushes of shared layers, see plan.PUSH_ENV); a retry finds the
 # layers already there and pushes the rest. Configurable retries: issue 5.
 PUSH_RETRY_DELAYS = (1.0, 3.0)
 

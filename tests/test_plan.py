@@ -661,7 +661,7 @@ def test_the_commands_of_a_whole_run_are_shell_lines_in_pipeline_order():
         *(f"{env} {shlex.join(b.argv)}" for b in plan.recipe_builds),
         *(f"{env} {shlex.join(b.argv)}" for b in plan.builds),
         *(shlex.join(t.argv) for t in plan.tags),
-        shlex.join(plan.push),
+        "COMPOSE_PARALLEL_LIMIT=1 " + shlex.join(plan.push),
     ]
     assert len(plan.commands()) == 1 + 1 + 6 + 1 + 1  # pull, recipe, builds, tag, push
     assert plan.commands()[2].startswith(
