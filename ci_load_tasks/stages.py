@@ -91,6 +91,7 @@ def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str
         instruction = command.cmd.upper()
         buildkit_only += _buildkit_only(command, instruction)
         if instruction == "FROM":
+            buildkit_only += _platform_args_used(command, global_args)
             if current:
                 stages.append(Stage(*current))
             current = _read_from(command, len(stages), global_args, stages, path)
@@ -129,6 +130,29 @@ def _buildkit_only(command, instruction: str) -> List[str]:
             # leaves them empty and fails.
             found.append(f"{where}: FROM {flag}")
     return found
+
+
+# ARGs BuildKit fills in by itself; the classic builder leaves them empty
+# unless the Dockerfile declares them (checked here with dockerd 20.10).
+# TODO(issue 4): give them their values when planning for BuildKit.
+_PLATFORM_ARGS = {
+    "BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT",
+    "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT",
+}
+
+
+def _platform_args_used(command, global_args) -> List[str]:
+    image = command.value[0] if command.value else ""
+    # Only a use without a default: ${TARGETARCH:-amd64} builds either way.
+    names = {
+        m.group("braced") or m.group("plain")
+        for m in _VARIABLE.finditer(image)
+        if not (m.group("rest") or "").startswith((":-", "-"))
+    }
+    return [
+        f"line {command.start_line}: FROM uses ${name}, which only BuildKit fills in"
+        for name in sorted(names & _PLATFORM_ARGS - set(global_args))
+    ]
 
 
 def _check_unique_names(stages, path) -> None:

@@ -356,3 +356,19 @@ def test_syntax_only_buildkit_builds_is_listed_with_its_line():
         "line 3: COPY --chmod",
         "line 4: a heredoc (RUN <<EOF)",
     )
+
+
+def test_a_platform_arg_only_buildkit_fills_in_is_listed_unless_declared():
+    text = (
+        "FROM busybox AS stage-linux\n"
+        "FROM stage-$TARGETOS AS pick\n"
+        "FROM busybox-${TARGETARCH:-amd64} AS with-default\n"
+        "FROM busybox-${TARGETARCH}\n"
+    )
+    declared = "ARG TARGETOS=linux\nARG TARGETARCH=amd64\n" + text
+
+    assert parse_dockerfile(text, "Dockerfile", {}).buildkit_only == (
+        "line 2: FROM uses $TARGETOS, which only BuildKit fills in",
+        "line 4: FROM uses $TARGETARCH, which only BuildKit fills in",
+    )
+    assert parse_dockerfile(declared, "Dockerfile", {}).buildkit_only == ()
