@@ -37,15 +37,11 @@ class Dockerfile:
     buildkit_only: Tuple[str, ...] = ()
 
     def find(self, ref: str) -> Optional[Stage]:
-        """The stage a ``--target``, ``FROM`` or ``--from`` value names."""
+        """The stage a ``--from`` value (a name or an index) or a key (``#N``) names."""
         ref = ref.strip()
-        if ref.isdigit():
-            index = int(ref)
-            return self.stages[index] if index < len(self.stages) else None
-        for stage in self.stages:
-            if stage.name == ref.lower() or stage.key == ref:
-                return stage
-        return None
+        if ref.startswith("#"):
+            return next((s for s in self.stages if s.key == ref), None)
+        return _find(self.stages, ref)
 
     @property
     def last(self) -> Stage:
@@ -66,10 +62,6 @@ class Dockerfile:
                 todo.extend(by_key[key].needs)
         return [s for s in self.stages if s.key in wanted]
 
-    def base_images(self) -> List[str]:
-        """Images (not stages) that stages are built ``FROM``."""
-        keys = {s.key for s in self.stages}
-        return [s.base for s in self.stages if s.base.lower() not in keys]
 
 
 def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str]]) -> Dockerfile:

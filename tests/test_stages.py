@@ -85,20 +85,10 @@ def test_the_last_stage_is_the_default_target():
     assert parse("dependencies.Dockerfile").last.key == "f"
 
 
-def test_base_images_are_the_bases_that_are_not_stages():
-    assert parse("dependencies.Dockerfile").base_images() == [
-        "busybox:1.36", "busybox:1.36", "busybox:1.36", "busybox:1.36", "busybox:1.36",
-    ]
-    assert parse("shop.Dockerfile", directory=SHOP).base_images() == [
-        "busybox:1.36", "cilocal/recipe:hello", "busybox:1.36", "busybox:1.36",
-    ]
-
-
 def test_a_from_with_a_number_names_an_image_not_the_stage_of_that_index():
     dockerfile = parse_dockerfile("FROM busybox:1.36 AS a\nFROM 0\n", "Dockerfile", {})
 
     assert dockerfile.stages[1] == Stage(1, None, "0", (), 2)
-    assert dockerfile.base_images() == ["busybox:1.36", "0"]
 
 
 @pytest.mark.parametrize("name", ["2nd", "_stage", "-stage", "st@ge"])
