@@ -22,3 +22,9 @@ class CommandError(CiLoadError):
         self.argv = tuple(argv)
         self.exit_code = exit_code
         self.tail = tail
+
+    @property
+    def last_line(self) -> str:
+        """The command's last line of output, where docker and compose say why."""
+        lines = self.tail.strip().splitlines()
+        return lines[-1] if lines else "no output"

@@ -38,9 +38,8 @@ def check_compose(runner: Runner, compose: Sequence[str]) -> None:
     except CommandError as error:
         if error.exit_code is None:
             raise
-        last = (error.tail.strip().splitlines() or ["no output"])[-1]
         raise CommandError(
-            f"'{shell_line(compose)} version' failed ({last}): install Compose v2 as a "
+            f"'{shell_line(compose)} version' failed ({error.last_line}): install Compose v2 as a "
             "docker plugin, or point --compose / ci_load.compose at it", error.argv,
         ) from None
     probe = [*compose, "ci-load-probe-no-such-command"]
@@ -82,8 +81,9 @@ def render_compose(runner: Runner, compose: Sequence[str], files: Sequence[str],
     except CommandError as error:
         if error.exit_code is None:
             raise  # compose did not even start: the runner's message says why
-        last = error.tail.strip().splitlines()[-1:] or ["no output"]
-        raise ConfigError(f"compose could not read {describe_files(files)}: {last[0]}") from None
+        raise ConfigError(
+            f"compose could not read {describe_files(files)}: {error.last_line}"
+        ) from None
     try:
         config = yaml.safe_load(result.output)
     except yaml.YAMLError as error:
