@@ -43,6 +43,9 @@ from dataclasses import dataclass
 class BuildStep:
     instruction: str  # as docker printed it, e.g. "RUN sleep 2"
     cached: bool
+    # The stage BuildKit names the step with ("stage-5" for an unnamed one);
+    # None from the legacy builder, which prints no stage.
+    stage: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,25 +145,25 @@ def _parse_legacy(lines: list[str]) -> list[BuildStep]:
 # Vertices without "i/n" are not instructions: "[internal] load ...", "exporting to
 # image", "importing cache manifest from ...", "resolve image config ...".
 _FINISHED = re.compile(r"^(Successfully built [0-9a-f]+|#\d+ writing image sha256:)")
-_VERTEX = re.compile(r"^#(\d+) \[(?:[^\]]*\s)?\d+/\d+\] (.+)$")
+_VERTEX = re.compile(r"^#(\d+) \[(?:[^\]]*?(\S+)\s)?\d+/\d+\] (.+)$")
 _CACHED = re.compile(r"^#(\d+) CACHED\s*$")
 
 
 def _parse_buildkit(lines: list[str]) -> list[BuildStep]:
     # A vertex is printed again each time the printer switches back to it, so
     # steps are keyed on the vertex number, in the order they first appear.
-    instructions: dict[str, str] = {}
+    instructions: dict[str, tuple[str | None, str]] = {}
     cached: set[str] = set()
     for line in lines:
         vertex = _VERTEX.match(line)
         if vertex:
-            instructions.setdefault(vertex[1], vertex[2])
+            instructions.setdefault(vertex[1], (vertex[2], vertex[3]))
             continue
         hit = _CACHED.match(line)
         if hit:
             cached.add(hit[1])
     return [
-        BuildStep(instruction, number in cached)
-        for number, instruction in instructions.items()
+        BuildStep(instruction, number in cached, stage)
+        for number, (stage, instruction) in instructions.items()
         if _keyword(instruction) != "FROM"
     ]

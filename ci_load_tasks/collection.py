@@ -52,6 +52,7 @@ SHARED_FLAGS = {
     "recipe_compose": ("recipe_compose", "compose file that builds the recipe images"),
     "docker": ("docker", "docker command (default: docker)"),
     "compose": ("compose", "compose command (default: the docker command's plugin, 'docker compose')"),
+    "builder": ("builder", "image builder: auto (BuildKit when the docker client can drive it, unless DOCKER_BUILDKIT=0), classic or buildkit"),
     "workdir": ("workdir", "directory for the generated compose files (default: a fresh temporary one)"),
     "keep": ("keep", "keep the generated files after the run"),
 }
@@ -280,6 +281,7 @@ def _run_steps(settings: Settings, runner: Runner, chosen, report_path) -> None:
     try:
         with workspace(settings, runner) as workdir:
             the_plan = plan_for(settings, runner, workdir)
+            report.builder = the_plan.builder
             for warning in the_plan.warnings:
                 runner.say(f"warning: {warning}")
             for step in chosen:
@@ -324,7 +326,9 @@ def describe(the_plan: Plan) -> str:
         f"target:      {the_plan.target or '(the last stage)'}",
         f"stages found: {', '.join(the_plan.stages_found)}  (#N: an unnamed stage)",
         f"stages to build, in order: {', '.join(the_plan.stages) or '(none)'}",
+        f"skipped stages (not needed): {', '.join(the_plan.skipped_stages) or '(none)'}",
         f"recipes:     {', '.join(the_plan.recipes) or '(none)'}",
+        f"builder:     {the_plan.builder} ({the_plan.builder_reason})",
         f"cache repo:  {the_plan.cache_repo or '(none: nothing is pulled or pushed)'}",
         "cache images:",
         f"  final: {images.final}",

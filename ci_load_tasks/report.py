@@ -13,6 +13,8 @@ class StageResult:
     cached: bool  # every step of the build came from cache
     seconds: float
     steps: List[Dict] = field(default_factory=list)  # [{"instruction", "cached"}]
+    # False: not built, its cache image in the registry is still right.
+    built: bool = True
 
     @classmethod
     def from_log(cls, name: str, log: BuildLog, seconds: float) -> "StageResult":
@@ -26,8 +28,12 @@ class Report:
     recipes: List[StageResult] = field(default_factory=list)
     tagged: List[str] = field(default_factory=list)
     pushed: List[str] = field(default_factory=list)
+    push_skipped: List[str] = field(default_factory=list)  # the registry had them already
+    retries: Dict[str, int] = field(default_factory=dict)  # step -> retries it needed
     pulled: List[str] = field(default_factory=list)  # cache images found after pull
     missing: List[str] = field(default_factory=list)  # cache images no location had
+    registry_checked: bool = False  # ``missing`` is known (the pull step ran)
+    builder: Optional[str] = None  # classic or buildkit
     step_seconds: Dict[str, float] = field(default_factory=dict)
     dry: bool = False  # a dry run: nothing was built, tagged or pushed
     error: Optional[str] = None  # why the run stopped, when it failed
@@ -52,8 +58,9 @@ class Report:
         lines = [f"{'stage'.ljust(width)}  cache  seconds  steps run"]
         for name, stage in zip(names, rows):
             run = sum(1 for step in stage.steps if not step["cached"])
+            steps = f"{run}/{len(stage.steps)}" if stage.built else "not built: its cache image is current"
             lines.append(
                 f"{name.ljust(width)}  {'hit ' if stage.cached else 'miss'}   "
-                f"{stage.seconds:7.1f}  {run}/{len(stage.steps)}"
+                f"{stage.seconds:7.1f}  {steps}"
             )
         return "\n".join(lines)

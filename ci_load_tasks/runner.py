@@ -56,14 +56,16 @@ class Runner:
         on_line: Optional[Callable[[str], None]] = None,
         env: Optional[Mapping[str, str]] = None,
         echo: Optional[bool] = None,
+        show_stderr: bool = True,
     ) -> Result:
         """Run ``argv`` and return its output.
 
         ``changes=False`` marks a command that only reads (``compose config``):
         it runs in a dry run too, since planning needs its answer. With
         ``merge_stderr=False`` only stdout is kept and stderr streams to ours,
-        for commands whose stdout is data. ``env`` adds variables to ours; they
-        are shown in front of the command, as a shell would take them.
+        for commands whose stdout is data (``show_stderr=False`` keeps that
+        stderr for the error message only). ``env`` adds variables to ours;
+        they are shown in front of the command, as a shell would take them.
         """
         argv = tuple(str(a) for a in argv)
         env = dict(env or {})
@@ -88,8 +90,9 @@ class Runner:
 
         def pass_stderr(line: str) -> None:
             tail.append(line)
-            sys.stderr.write(line)
-            sys.stderr.flush()
+            if show_stderr:
+                sys.stderr.write(line)
+                sys.stderr.flush()
 
         try:
             command = sh.Command(argv[0])
@@ -142,6 +145,37 @@ class Runner:
                 "".join(tail),
             ) from None
         return Result(argv, exit_code, "".join(kept), time.monotonic() - started)
+
+
+    def run_all(self, commands: Sequence[Sequence[str]]) -> list:
+        """Run read-only ``commands`` at the same time; (exit code, stdout +
+        stderr) of each, in order. For quick questions to a registry, where
+        waiting for each in turn would add up; a failure is an answer here.
+        """
+        started = []
+        try:
+            for argv in commands:
+                argv = tuple(str(a) for a in argv)
+                if self.echo:
+                    self.say(f"+ {shell_line(argv)}")
+                try:
+                    command = sh.Command(argv[0])
+                except sh.CommandNotFound:
+                    raise CommandError(f"{argv[0]!r} not found (or not executable)", argv) from None
+                started.append(command(
+                    *argv[1:], _err_to_out=True, _ok_code=list(range(256)), _in=None,
+                    _tty_out=False, _bg=True, _bg_exc=False, _truncate_exc=False,
+                ))
+            answers = []
+            for process in started:
+                process.wait()
+                answers.append((process.exit_code, str(process)))
+            return answers
+        except BaseException:
+            for process in started:
+                if process.is_alive():
+                    _stop(process)
+            raise
 
 
 def _stop(process, grace: float = 10.0) -> None:

@@ -10,6 +10,7 @@ import shlex
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Optional, Tuple
 
+from .builder import CHOICES as BUILDERS
 from .errors import ConfigError
 
 #: Every configuration key with its default, declared once. List-valued keys
@@ -28,6 +29,7 @@ DEFAULTS = {
     "recipe_compose": None,
     "docker": "docker",
     "compose": None,  # the docker command's compose plugin: "docker compose"
+    "builder": "auto",  # auto, classic or buildkit (see builder.py)
     "workdir": None,
     # None, not False: invoke reads an environment value for a bool default as
     # true unless it is "0" or "", so INVOKE_CI_LOAD_KEEP=false would keep.
@@ -49,6 +51,7 @@ class Settings:
     recipe_compose: Optional[str]
     docker: Tuple[str, ...]
     compose: Tuple[str, ...]
+    builder: str
     workdir: Optional[str]
     keep: bool
 
@@ -101,6 +104,7 @@ class Settings:
             docker=docker,
             compose=_as_command(merged["compose"], "compose") if merged["compose"]
             else (*docker, "compose"),
+            builder=_as_builder(merged["builder"]),
             workdir=_abspath_or_none(merged["workdir"]),
             keep=_as_bool(merged["keep"]),
         )
@@ -167,6 +171,16 @@ def _as_bool(value) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in ("", "0", "false", "no", "off")
     return bool(value)
+
+
+def _as_builder(value: str) -> str:
+    builder = value.strip().lower()
+    if builder not in BUILDERS:
+        raise ConfigError(
+            f"ci_load.builder {value!r} is not one of {', '.join(BUILDERS)}: "
+            "set --builder or ci_load.builder to one of them"
+        )
+    return builder
 
 
 def _abspath_or_none(value) -> Optional[str]:

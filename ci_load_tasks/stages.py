@@ -21,7 +21,11 @@ class Stage:
     name: Optional[str]  # as Docker stores it: lower case; None when unnamed
     base: str  # the FROM image or stage, build args substituted
     needs: Tuple[str, ...]  # keys of earlier stages this one uses
-    line: int
+    line: int  # of its FROM
+    end_line: int = 0  # its last line: the line before the next FROM, or the file's last
+    # "line N: what": syntax in this stage that only BuildKit builds.
+    buildkit_only: Tuple[str, ...] = ()
+    uses_index: bool = False  # refers to an earlier stage by number (COPY --from=0)
 
     @property
     def key(self) -> str:
@@ -35,6 +39,7 @@ class Dockerfile:
     stages: Tuple[Stage, ...]
     # "line N: what": syntax only BuildKit builds (RUN --mount, heredocs, …).
     buildkit_only: Tuple[str, ...] = ()
+    header_buildkit_only: Tuple[str, ...] = ()  # the part before the first FROM
 
     def find(self, ref: str) -> Optional[Stage]:
         """The stage a ``--from`` value (a name or an index) or a key (``#N``) names."""
@@ -46,6 +51,18 @@ class Dockerfile:
     @property
     def last(self) -> Stage:
         return self.stages[-1]
+
+    @property
+    def header_end(self) -> int:
+        """The last line before the first FROM (directives, global ARGs)."""
+        return self.stages[0].line - 1
+
+    def buildkit_only_in(self, stages: Iterable[Stage]) -> Tuple[str, ...]:
+        """BuildKit-only syntax in the global part and in ``stages``."""
+        found = [*self.header_buildkit_only]
+        for stage in stages:
+            found += stage.buildkit_only
+        return tuple(dict.fromkeys(found))
 
     def needed_for(self, targets: Iterable[Stage]) -> List[Stage]:
         """Every stage the ``targets`` need, themselves included, in file order.
@@ -64,40 +81,103 @@ class Dockerfile:
 
 
 
-def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str]]) -> Dockerfile:
+def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str]],
+                     platform: Optional[Mapping[str, str]] = None) -> Dockerfile:
     """Read the stages of Dockerfile ``text`` (read from ``path``).
 
     ``build_args`` are the compose build args: they override the defaults of
     the global ``ARG``s before the first ``FROM``, as ``docker build`` does.
+    ``platform`` gives the ARGs BuildKit fills in by itself (``TARGETARCH``
+    …, see ``platform_args``); the classic builder has none.
     """
     try:
         commands = buildkit_parser.parse_string(text)
     except buildkit_parser.GoParseError as error:
         raise ConfigError(f"{path}: cannot parse the Dockerfile: {error}") from None
 
-    global_args: Dict[str, str] = {}
+    global_args: Dict[str, str] = dict(platform or {})
     stages: List[Stage] = []
-    buildkit_only: List[str] = []
-    current = None  # (index, name, base, needs, line) of the stage being read
+    header_buildkit_only: List[str] = []
+    current = None  # the stage being read, as a dict of Stage fields
     for command in commands:
         instruction = command.cmd.upper()
-        buildkit_only += _buildkit_only(command, instruction)
+        buildkit_only = _buildkit_only(command, instruction)
         if instruction == "FROM":
-            buildkit_only += _platform_args_used(command, global_args)
             if current:
-                stages.append(Stage(*current))
+                stages.append(_finish(current, command.start_line - 1))
             current = _read_from(command, len(stages), global_args, stages, path)
-        elif current is None:
-            if instruction == "ARG":
-                _declare_args(command.value, build_args, global_args)
-        else:
-            current[3].extend(_stages_used(command, stages, path))
+            buildkit_only += _platform_args_used(command, global_args)
+        elif current is None and instruction == "ARG":
+            _declare_args(command.value, build_args, global_args)
+        elif current is not None:
+            needs, by_index = _stages_used(command, stages, path)
+            current["needs"].extend(needs)
+            current["uses_index"] = current["uses_index"] or by_index
+        (current["buildkit_only"] if current else header_buildkit_only).extend(buildkit_only)
     if current is None:
         raise ConfigError(f"{path}: no FROM instruction: a Dockerfile must start a stage with FROM")
-    stages.append(Stage(*current))
+    stages.append(_finish(current, len(text.splitlines())))
     _check_unique_names(stages, path)
-    return Dockerfile(path=path, stages=tuple(_freeze(stages)),
-                      buildkit_only=tuple(dict.fromkeys(buildkit_only)))
+    return Dockerfile(
+        path=path,
+        stages=tuple(stages),
+        buildkit_only=tuple(dict.fromkeys(
+            [*header_buildkit_only, *(b for s in stages for b in s.buildkit_only)])),
+        header_buildkit_only=tuple(header_buildkit_only),
+    )
+
+
+def platform_args(os_name: str, arch: str, variant: str = "") -> Dict[str, str]:
+    """The platform ARGs BuildKit predefines, for building on and for one platform.
+
+    ci-load never cross-builds, so the build and target platform are the
+    daemon's own.
+    """
+    platform = f"{os_name}/{arch}" + (f"/{variant}" if variant else "")
+    found = {}
+    for prefix in ("BUILD", "TARGET"):
+        found.update({f"{prefix}PLATFORM": platform, f"{prefix}OS": os_name,
+                      f"{prefix}ARCH": arch, f"{prefix}VARIANT": variant})
+    return found
+
+
+def pruned_text(text: str, dockerfile: Dockerfile, keep: Iterable[Stage]) -> Optional[str]:
+    """``text`` with only the global part and the stages in ``keep``.
+
+    The classic builder builds every stage before its target; a Dockerfile
+    without the stages the target does not need keeps it from building them.
+    Each kept stage is its lines as written, so its instructions, and with
+    them its layer cache, stay the same. None when it cannot be done safely:
+    a kept stage names an earlier one by number, and dropping stages would
+    renumber them.
+    """
+    keep = list(keep)
+    kept_keys = {s.key for s in keep}
+    if len(keep) == len(dockerfile.stages):
+        return None  # nothing to drop
+    first_dropped = min(s.index for s in dockerfile.stages if s.key not in kept_keys)
+    if any(s.uses_index and s.index > first_dropped for s in keep):
+        return None
+    lines = text.splitlines(keepends=True)
+    chosen = lines[: dockerfile.header_end]
+    for stage in keep:
+        chosen += lines[stage.line - 1: stage.end_line]
+    if chosen and not chosen[-1].endswith(("\n", "\r")):
+        chosen[-1] += "\n"
+    return "".join(chosen)
+
+
+def _finish(current: dict, end_line: int) -> Stage:
+    return Stage(
+        index=current["index"],
+        name=current["name"],
+        base=current["base"],
+        needs=tuple(dict.fromkeys(current["needs"])),
+        line=current["line"],
+        end_line=end_line,
+        buildkit_only=tuple(dict.fromkeys(current["buildkit_only"])),
+        uses_index=current["uses_index"],
+    )
 
 
 # Flags the classic builder refuses ("… requires BuildKit"), per instruction.
@@ -126,7 +206,7 @@ def _buildkit_only(command, instruction: str) -> List[str]:
 
 # ARGs BuildKit fills in by itself; the classic builder leaves them empty
 # unless the Dockerfile declares them (checked here with dockerd 20.10).
-# TODO(issue 4): give them their values when planning for BuildKit.
+# Planning for BuildKit gives them values (platform_args).
 _PLATFORM_ARGS = {
     "BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT",
     "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT",
@@ -188,15 +268,17 @@ def _read_from(command, index, global_args, earlier, path):
     stage = None if base.isdigit() else _find(earlier, base)
     if stage is not None:
         needs.append(stage.key)
-    return [index, name, base, needs, command.start_line]
+    return {"index": index, "name": name, "base": base, "needs": needs,
+            "line": command.start_line, "buildkit_only": [], "uses_index": False}
 
 
 # What docker accepts as a stage name (after lower-casing it).
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
 
 
-def _stages_used(command, earlier, path) -> List[str]:
-    """Keys of earlier stages that ``COPY --from`` or ``RUN --mount`` reads."""
+def _stages_used(command, earlier, path) -> Tuple[List[str], bool]:
+    """Keys of earlier stages that ``COPY --from`` or ``RUN --mount`` reads,
+    and whether one of them is named by its number."""
     refs = []
     for flag in command.flags:
         option, _, value = flag.partition("=")
@@ -209,17 +291,19 @@ def _stages_used(command, earlier, path) -> List[str]:
                 if key.strip().lower() == "from":
                     refs.append(field_value.strip())
     used = []
+    by_index = False
     for ref in refs:
         stage = _find(earlier, ref)
         if stage is not None:
             used.append(stage.key)
+            by_index = by_index or ref.strip().isdigit()
         elif ref.isdigit():
             raise ConfigError(
                 f"{path}:{command.start_line}: {command.original!r} refers to stage "
                 f"{ref}, which is not an earlier stage"
             )
         # Anything else is an image (``COPY --from=busybox``), not a stage.
-    return used
+    return used, by_index
 
 
 def _find(stages, ref):
@@ -298,14 +382,3 @@ def expand_args(text: str, values: Mapping[str, str], where: str = "") -> str:
         return value
 
     return _VARIABLE.sub(substitute, text)
-
-
-def _freeze(stages):
-    for stage in stages:
-        yield Stage(
-            index=stage.index,
-            name=stage.name,
-            base=stage.base,
-            needs=tuple(dict.fromkeys(stage.needs)),
-            line=stage.line,
-        )

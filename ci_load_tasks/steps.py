@@ -4,6 +4,7 @@ Each step does only what the plan says, through the runner, and records what
 happened in the report. Argv and names all come from the plan.
 """
 
+import json
 import os
 import time
 from contextlib import contextmanager
@@ -11,7 +12,8 @@ from typing import Iterable, Optional
 
 from .build_log import parse_build_output
 from .errors import CommandError, ConfigError
-from .plan import GENERATED_MARK, PUSH_PULL_FILE, RECIPES_FILE, STAGES_FILE, Build, Plan
+from .plan import (GENERATED_MARK, PUSH_PULL_FILE, RECIPES_FILE, STAGES_FILE, Build, Plan,
+                   push_services)
 from .report import Report, StageResult
 from .runner import Runner
 from .shell import shell_line
@@ -61,8 +63,16 @@ def timed(report: Report, step: str, runner: Runner):
 
 
 def pull(plan: Plan, runner: Runner, report: Report) -> None:
-    """Pull every cache image that exists; a missing one only means a colder build."""
+    """Pull every cache image that exists; a missing one only means a colder build.
+
+    Under BuildKit nothing is pulled: the builds read the cache from the
+    registry, only what they use. The registry is asked which images it has,
+    to report a missing cache or a registry in trouble before the build.
+    """
     _require_cache_repo(plan, "pull")
+    if plan.pull is None:
+        _check_registry(plan, runner, report)
+        return
     write_files(plan, [PUSH_PULL_FILE])
     output = ""
     try:
@@ -89,6 +99,43 @@ def pull(plan: Plan, runner: Runner, report: Report) -> None:
     runner.say(f"cache images available: {len(report.pulled)} of {len(wanted)}")
     for image in report.missing:
         runner.say(f"  not found ({missing_note}): {image}")
+
+
+def _check_registry(plan: Plan, runner: Runner, report: Report) -> None:
+    runner.say(f"builder {plan.builder}: the builds read the cache from the registry; "
+               "nothing to pull")
+    if runner.dry:
+        return
+    held = registry_ids(plan, runner, list(plan.registry_checks))
+    trouble = next((why for why in held.values() if why.startswith("trouble:")), None)
+    if trouble:
+        runner.say(f"warning: the registry did not answer as a missing cache would "
+                   f"({trouble[len('trouble: '):]}); building without that cache. Check "
+                   "--cache-repo and `docker login`")
+    report.missing = [image for image, answer in held.items() if not answer.startswith("sha256:")]
+    report.registry_checked = True
+    found = len(held) - len(report.missing)
+    runner.say(f"cache images in the registry: {found} of {len(held)}")
+    for image in report.missing:
+        runner.say(f"  not found ({'see the warning above' if trouble else 'a colder build, normal on a first run'}): {image}")
+
+
+def registry_ids(plan: Plan, runner: Runner, images) -> dict:
+    """image -> the id (config digest) of the image the registry holds under
+    that name, ``missing``, or ``trouble: <why>`` when the registry could not
+    be asked; the registry is asked for all images at once."""
+    answers = runner.run_all([plan.registry_checks[image] for image in images])
+    found = {}
+    for image, (code, output) in zip(images, answers):
+        if code == 0:
+            try:
+                found[image] = json.loads(output)["config"]["digest"]
+                continue
+            except (ValueError, KeyError, TypeError):
+                pass  # a manifest list or something else: no id to compare
+        trouble = registry_trouble(output)
+        found[image] = f"trouble: {trouble}" if trouble else "missing"
+    return found
 
 
 # What compose prints when a registry could not be asked at all, as opposed
@@ -119,7 +166,7 @@ def restore_recipes(plan: Plan, runner: Runner, report: Report) -> None:
         return
     write_files(plan, [RECIPES_FILE])
     for item in plan.recipe_builds:
-        _record(report.recipes, _build_one(plan, runner, item, f"recipe {item.name}"))
+        _record(report.recipes, _build_one(plan, runner, item, f"recipe {item.name}")[0])
         if not runner.dry:
             report.tagged.extend(item.images)
 
@@ -127,18 +174,17 @@ def restore_recipes(plan: Plan, runner: Runner, report: Report) -> None:
 def build(plan: Plan, runner: Runner, report: Report) -> None:
     """Build each stage in order, then the service; tag the other services."""
     if plan.buildkit_only:
-        # TODO(issue 4): build these with BuildKit instead of refusing them.
         raise ConfigError(
             f"{plan.dockerfile} uses syntax only BuildKit builds, first at "
-            f"{plan.buildkit_only[0]}; ci-load builds with the classic builder for "
-            "now, so it would fail there"
+            f"{plan.buildkit_only[0]}, and the builder is classic ({plan.builder_reason}); "
+            "use --builder buildkit"
         )
-    if plan.build_contexts:
-        # TODO(issue 4): pass them as --build-context once BuildKit builds.
+    if plan.build_contexts and not plan.build_contexts_supported:
         raise ConfigError(
             f"service {plan.service!r} uses additional_contexts "
-            f"({', '.join(plan.build_contexts)}), which the classic builder ci-load "
-            "uses cannot build; drop them for now"
+            f"({', '.join(plan.build_contexts)}), which only a docker client with the "
+            f"buildx plugin passes to the build (builder: {plan.builder}, "
+            f"{plan.builder_reason}); point --docker at a 23+ client with buildx"
         )
     write_files(plan, [STAGES_FILE, *plan.dockerfiles])
     if plan.recipe_builds and not runner.dry:
@@ -149,13 +195,59 @@ def build(plan: Plan, runner: Runner, report: Report) -> None:
                     f"recipe image {item.images[0]} is not built; run ci-load.recipes "
                     "first (ci-load.run does both)"
                 )
+    logs = []
+    first = len(report.stages)
     for item in plan.builds:
-        _record(report.stages, _build_one(plan, runner, item, _describe(plan, item.name)))
+        if item.only_if_changed and _in_registry(item, report) and not _ran_steps(item.name, logs):
+            runner.say(f"-- stage {item.name}: not built; the builds before took all of it "
+                       "from the cache and the registry holds its cache image, still right")
+            report.stages.append(StageResult(item.name, True, 0.0, built=False))
+            continue
+        result, log = _build_one(plan, runner, item, _describe(plan, item.name))
+        _record(report.stages, result)
+        logs.append(log)
         if not runner.dry:
             report.tagged.extend(item.images)
+    if plan.builder == "buildkit":
+        _credit_stages(report.stages[first:], logs, plan.service)
     for tag in plan.tags:
         if runner.run(tag.argv).ran:
             report.tagged.append(tag.target)
+
+
+def _credit_stages(results, logs, service: str) -> None:
+    """Give each stage the hits and misses of its own steps, wherever they ran.
+
+    BuildKit builds a stage inside the first build that needs it (the
+    service's, under ci-load's BuildKit order), so a stage's own build later
+    finds all of it in the local cache; its steps, named with the stage in
+    BuildKit's log, tell whether the stage really came from the cache.
+    """
+    own_steps = {}  # stage -> instruction -> cached in every build it was in
+    for log in logs:
+        for step in log.steps if log else ():
+            if step.stage:
+                steps = own_steps.setdefault(step.stage.lower(), {})
+                steps[step.instruction] = steps.get(step.instruction, True) and step.cached
+    for result in results:
+        steps = own_steps.get(result.name)
+        if result.name == service or steps is None:
+            continue
+        result.steps = [{"instruction": i, "cached": c} for i, c in steps.items()]
+        result.cached = all(steps.values())
+
+
+def _ran_steps(stage: str, logs) -> bool:
+    """Whether an earlier build ran a step of ``stage`` (or a step BuildKit
+    named with no stage, which could be one of its)."""
+    return any(
+        not step.cached and (step.stage is None or step.stage.lower() == stage)
+        for log in logs if log for step in log.steps
+    )
+
+
+def _in_registry(item: Build, report: Report) -> bool:
+    return report.registry_checked and not any(i in report.missing for i in item.images)
 
 
 def _record(results: list, result) -> None:
@@ -177,29 +269,48 @@ def _build_one(plan: Plan, runner: Runner, item: Build, what: str):
         ) from None
     log = parse_build_output(result.output)
     if not result.ran:
-        return None
+        return None, None
     runner.say(
             f"-- {what}: {'all from cache' if log.cached else 'rebuilt'}, "
             f"{len(log.executed)} of {len(log.steps)} steps run, {result.seconds:.1f}s"
         )
-    return StageResult.from_log(item.name, log, result.seconds)
+    return StageResult.from_log(item.name, log, result.seconds), log
 
 
 def push(plan: Plan, runner: Runner, report: Report) -> None:
-    """Push the cache images of the main cache location, all or nothing."""
+    """Push the cache images of the main cache location, all or nothing.
+
+    An image the registry already holds (same image id) is not pushed again.
+    """
     _require_cache_repo(plan, "push")
     write_files(plan, [PUSH_PULL_FILE])
+    to_push = list(plan.pushed)
     if not runner.dry:
         local = _local_images(plan, runner)
-        missing = [image for image in plan.pushed if image not in local]
+        held = registry_ids(plan, runner, plan.pushed)
+        # Not built here but in the registry: a BuildKit build found it current.
+        missing = [i for i in plan.pushed if i not in local and not held[i].startswith("sha256:")]
         if missing:
             raise ConfigError(
                 f"nothing pushed: {len(missing)} cache image(s) are not built yet, "
                 f"first {missing[0]}; run ci-load.build (and ci-load.recipes) first"
             )
+        current = _current_in_registry(plan, report)
+        report.push_skipped = [
+            i for i in plan.pushed
+            if i not in local or held[i] == local[i] or (i in current and i in held
+                                                          and held[i].startswith("sha256:"))
+        ]
+        to_push = [image for image in plan.pushed if image not in report.push_skipped]
+        for image in report.push_skipped:
+            runner.say(f"  already in the registry, not pushed: {image}")
+        if not to_push:
+            runner.say("every cache image is in the registry already: nothing to push")
+            return
+    argv = push_services(plan, to_push)
     try:
-        result = _with_retries(runner, lambda: runner.run(plan.push, env=plan.push_env),
-                               "push")
+        result = _with_retries(runner, lambda: runner.run(argv, env=plan.push_env),
+                               "push", report)
     except CommandError as error:
         if error.exit_code is None:
             raise
@@ -210,7 +321,7 @@ def push(plan: Plan, runner: Runner, report: Report) -> None:
             error.argv, error.exit_code, error.tail,
         ) from None
     if result.ran:
-        report.pushed.extend(plan.pushed)
+        report.pushed.extend(to_push)
 
 
 # Seconds to wait before each retry of a push.
@@ -220,13 +331,32 @@ def push(plan: Plan, runner: Runner, report: Report) -> None:
 PUSH_RETRY_DELAYS = (1.0, 3.0)
 
 
-def _with_retries(runner: Runner, attempt, what: str):
+def _current_in_registry(plan: Plan, report: Report) -> set:
+    """Images of this run's BuildKit builds that took every step from the cache.
+
+    Their cache image in the registry is still right, so it is not pushed
+    again. Pushing it would even do harm: dockerd 20.10's BuildKit writes
+    incomplete inline cache metadata into an image built from imported
+    cache (moby/buildkit#1992), and the next run misses (seen here: the
+    final stage's COPY --from steps rebuilt on every second run).
+    NOTE: known from this process's builds only; ``ci-load.push`` run on its
+    own pushes every image whose id differs from the registry's.
+    """
+    if plan.builder != "buildkit":
+        return set()
+    cached = {r.name for r in (*report.stages, *report.recipes) if r.cached}
+    return {image for item in (*plan.builds, *plan.recipe_builds) if item.name in cached
+            for image in item.images}
+
+
+def _with_retries(runner: Runner, attempt, what: str, report: Report):
     for delay in PUSH_RETRY_DELAYS:
         try:
             return attempt()
         except CommandError as error:
             if error.exit_code is None:
                 raise
+            report.retries[what] = report.retries.get(what, 0) + 1
             runner.say(f"warning: {what} failed (exit code {error.exit_code}); "
                        f"trying again in {delay:.0f}s")
             time.sleep(delay)
@@ -245,6 +375,11 @@ def _require_cache_repo(plan: Plan, step: str) -> None:
                           "or set ci_load.cache_repo")
 
 
-def _local_images(plan: Plan, runner: Runner) -> set:
+def _local_images(plan: Plan, runner: Runner) -> dict:
+    """Local image name -> image id."""
     result = runner.run(plan.list_images, changes=False, stream=False, merge_stderr=False)
-    return set(result.output.split())
+    found = {}
+    for line in result.output.splitlines():
+        name, _, image_id = line.strip().partition(" ")
+        found[name] = image_id.strip()
+    return found

@@ -154,7 +154,8 @@ def test_each_step_task_alone_does_what_run_does(cold, engine, base_image, proje
 
     table = stage_table(read_report(tmp_path / "build.json"))
     assert all(cached for cached, _ in table.values()), table
-    assert "push cache_final" in pushed.stdout
+    # Rebuilt from the pulled cache, every image has the id the registry holds.
+    assert "every cache image is in the registry already: nothing to push" in pushed.stdout
 
 
 def test_a_branch_run_reads_the_main_cache_through_another_repo_and_pushes_its_own(
@@ -199,7 +200,13 @@ def test_the_work_directory_is_removed_unless_kept(cold, engine, base_image, pro
     first_line = planned.stdout.splitlines()[0]
     assert first_line.startswith("work directory: /")
     assert not Path(first_line.split(": ", 1)[1]).exists()
-    assert sorted(p.name for p in kept.iterdir()) == ["recipes.yml", "stages.yml"]
+    # Each stage build of the classic builder reads a copy of the Dockerfile
+    # without the stages it does not need (the service's, #5, has no test).
+    assert sorted(p.name for p in kept.iterdir()) == [
+        "app.build.Dockerfile", "app.deps.Dockerfile", "app.hello.Dockerfile",
+        "app.stage5.Dockerfile", "app.test.Dockerfile", "recipes.yml", "stages.yml",
+    ]
+    assert "AS test" not in (kept / "app.stage5.Dockerfile").read_text()
     for name in ("stages.yml",):
         check = subprocess.run(
             ["docker", "compose", "-f", str(kept / name), "config", "-q"],
@@ -240,6 +247,27 @@ def test_a_failing_build_exits_non_zero_naming_the_stage_and_pushes_nothing(
     assert last.startswith("ci-load run: building stage build failed with exit code 1")
     assert "Traceback" not in process.stderr
     assert registry.tags("e2e/broken") == []
+
+
+def test_a_stage_the_targets_do_not_need_is_never_built_by_the_classic_builder(
+    engine, base_image, registry, project, tmp_path
+):
+    # The test stage comes before the final one, so the classic builder would
+    # build it on the way to the final image; here it would fail the run.
+    dockerfile = project / "docker" / "app.Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace(
+        "RUN sleep 1 && sh /src/tests/test_app.sh", "RUN false && sh /src/tests/test_app.sh", 1))
+    fresh_runner(engine)
+    flags = [flag for flag in project_flags(project, f"{registry.address}/e2e/unneeded",
+                                            "--builder", "classic", "--push",
+                                            "--report", str(tmp_path / "r.json"))
+             if flag not in ("--other-service", "test")]
+
+    ci_load(engine.env(), "ci-load.run", *flags)
+
+    report = read_report(tmp_path / "r.json")
+    assert list(stage_table(report)) == ["toolchain", "hello", "deps", "build", "app"]
+    assert "app_stage_test" not in registry.tags("e2e/unneeded")
 
 
 def closed_loopback_port():
