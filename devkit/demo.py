@@ -3,14 +3,15 @@
     python -m devkit.demo            (or: python -m invoke demo)
 
 Starts a private dockerd and registry under a temporary directory, builds the
-base image, then runs the ci-load pipeline on examples/ twice:
+base image, then runs the ci-load pipeline on examples/ twice per builder
+(the classic builder, then BuildKit, each with a cache repo of its own):
 
   cold  the registry is empty, so every stage is built and pushed;
   warm  the engine is wiped first, like a fresh CI runner, so every stage
         must come from the registry.
 
 It prints each run's wall time and how many stages came from the cache, runs
-the final image once, and exits non-zero if a step failed or the warm run was
+the final image once, and exits non-zero if a step failed or a warm run was
 not fully cached. Everything it started is stopped again.
 """
 
@@ -33,15 +34,23 @@ COMPOSE_FILE = "examples/docker-compose.yml"
 RECIPE_COMPOSE = "examples/recipes/docker-compose.yml"
 SERVICE = "app"
 
+# The docker client per builder. Debian's 20.10 client drives BuildKit; the
+# newer client first on PATH on this project's machines has no buildx, so it
+# builds with the classic builder.
+CLIENTS = {"classic": "docker", "buildkit": "/usr/bin/docker"}
 
-def pipeline_argv(repo: Path, registry: Registry, report: Path) -> list:
+
+def pipeline_argv(repo: Path, registry: Registry, report: Path,
+                  builder: str = "classic") -> list:
     """The product's command line (its CLI contract) for the example."""
     return [
         sys.executable, "-m", "invoke", "--search-root", str(repo),
         "ci-load.run",
+        "--builder", builder,
+        "--docker", CLIENTS[builder],
         "--compose-file", COMPOSE_FILE,
         "--service", SERVICE,
-        "--cache-repo", f"{registry.address}/example/cache",
+        "--cache-repo", f"{registry.address}/example/cache-{builder}",
         "--recipe-repo", "cilocal/recipe",
         "--recipe-compose", RECIPE_COMPOSE,
         "--push",
@@ -66,14 +75,15 @@ def run_pipeline(
     work: Path,
     timeout: float,
     verbose: bool,
+    builder: str = "classic",
 ) -> dict:
     """One ci-load run; returns its report plus the wall time."""
-    report = work / f"{name}.json"
-    log = work / f"{name}.log"
-    print(f"--- {name} run: ci-load.run", flush=True)
+    report = work / f"{name}-{builder}.json"
+    log = work / f"{name}-{builder}.log"
+    print(f"--- {name} run, {builder} builder: ci-load.run", flush=True)
     start = time.monotonic()
     proc = run(
-        pipeline_argv(repo, registry, report),
+        pipeline_argv(repo, registry, report, builder),
         env=demo_env(engine),
         cwd=repo,
         check=False,
@@ -97,10 +107,14 @@ def run_pipeline(
         ) from None
     data["seconds"] = seconds
     cached = sum(1 for s in stages if s.get("cached"))
-    print(f"{name:>5}: {seconds:6.1f} s wall, {cached}/{len(stages)} stages from cache, "
+    not_built = sum(1 for s in stages if s.get("built") is False)
+    print(f"{name:>5}: {seconds:6.1f} s wall, {cached}/{len(stages)} stages from cache "
+          f"({not_built} of them current in the registry, not built), "
           f"{len(data.get('pushed') or [])} images pushed", flush=True)  # fmt: skip
     for s in stages:
         how = "cache" if s.get("cached") else "built"
+        if s.get("built") is False:
+            how = "registry"
         print(
             f"         {s.get('name', '?'):<30} {how:<5} {s.get('seconds', 0):6.1f} s"
         )
@@ -144,6 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the ci-load checkout to run (default: this one)",
     )
     parser.add_argument(
+        "--builder",
+        choices=["classic", "buildkit", "both"],
+        default="both",
+        help="which builder(s) to show (default: both, classic first)",
+    )
+    parser.add_argument(
         "-v",
         "--verbose",
         action="store_true",
@@ -153,17 +173,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM as an interrupt: the `with` blocks then stop dockerd and the
     # registry instead of leaving them running.
     signal.signal(signal.SIGTERM, _interrupt)
+    builders = ["classic", "buildkit"] if args.builder == "both" else [args.builder]
 
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
         return _demo(
-            args.repo.resolve(), args.workdir.resolve(), args.timeout, args.verbose
+            args.repo.resolve(), args.workdir.resolve(), args.timeout, args.verbose,
+            builders,
         )
     with tempfile.TemporaryDirectory(prefix="ci-load-demo-") as tmp:
-        return _demo(args.repo.resolve(), Path(tmp), args.timeout, args.verbose)
+        return _demo(args.repo.resolve(), Path(tmp), args.timeout, args.verbose, builders)
 
 
-def _demo(repo: Path, work: Path, timeout: float, verbose: bool) -> int:
+def _demo(repo: Path, work: Path, timeout: float, verbose: bool,
+          builders: Sequence[str]) -> int:
     if not (repo / COMPOSE_FILE).is_file():
         print(f"demo: {repo / COMPOSE_FILE} is missing", file=sys.stderr)
         return 2
@@ -179,23 +202,20 @@ def _demo(repo: Path, work: Path, timeout: float, verbose: bool) -> int:
             build_base_image(engine)
             print(f"base image built in {time.monotonic() - start:.1f} s", flush=True)
 
-            cold = run_pipeline("cold", repo, engine, registry, work, timeout, verbose)
+            results = {}
+            for builder in builders:
+                _fresh_runner(engine)
+                cold = run_pipeline("cold", repo, engine, registry, work, timeout, verbose,
+                                    builder)
+                _fresh_runner(engine)
+                warm = run_pipeline("warm", repo, engine, registry, work, timeout, verbose,
+                                    builder)
+                results[builder] = (cold, warm)
 
-            start = time.monotonic()
-            engine.wipe()
-            # A CI runner pulls its base image; here it is loaded, identical.
-            build_base_image(engine)
-            print(
-                f"engine wiped (a fresh CI runner) in {time.monotonic() - start:.1f} s",
-                flush=True,
-            )
-
-            warm = run_pipeline("warm", repo, engine, registry, work, timeout, verbose)
-
-            image = service_image(repo)
-            out = engine.docker("run", "--rm", "--network", "none", image, timeout=120)
-            print(f"--- docker run --rm --network none {image}")
-            print(out.stdout.rstrip() or "(no output)")
+                image = service_image(repo)
+                out = engine.docker("run", "--rm", "--network", "none", image, timeout=120)
+                print(f"--- docker run --rm --network none {image}")
+                print(out.stdout.rstrip() or "(no output)")
     except DevkitError as exc:
         print(f"demo: FAILED: {exc}", file=sys.stderr)
         return 1
@@ -204,16 +224,30 @@ def _demo(repo: Path, work: Path, timeout: float, verbose: bool) -> int:
         print(f"demo: interrupted ({exc or 'Ctrl-C'})", file=sys.stderr)
         return 130
 
-    stages = warm["stages"]
-    uncached = [s.get("name", "?") for s in stages if not s.get("cached")]
-    print(f"--- cold {cold['seconds']:.1f} s, warm {warm['seconds']:.1f} s")
-    if not stages or uncached:
-        print(f"demo: FAILED: the warm run built {len(uncached)} stage(s) instead of "
-              f"taking them from the cache: {', '.join(uncached) or '(no stages reported)'}",
-              file=sys.stderr)  # fmt: skip
+    failed = False
+    for builder, (cold, warm) in results.items():
+        stages = warm["stages"]
+        uncached = [s.get("name", "?") for s in stages if not s.get("cached")]
+        print(f"--- {builder}: cold {cold['seconds']:.1f} s, warm {warm['seconds']:.1f} s")
+        if not stages or uncached:
+            print(f"demo: FAILED: the warm {builder} run built {len(uncached)} stage(s) "
+                  f"instead of taking them from the cache: "
+                  f"{', '.join(uncached) or '(no stages reported)'}", file=sys.stderr)
+            failed = True
+    if failed:
         return 1
-    print("demo: ok: the warm run took every stage from the registry")
+    print("demo: ok: each warm run took every stage from the registry")
     return 0
+
+
+def _fresh_runner(engine: Engine) -> None:
+    """Wipe the engine like a new CI runner, which has only its base image."""
+    start = time.monotonic()
+    engine.wipe()
+    # A CI runner pulls its base image; here it is loaded, identical.
+    build_base_image(engine)
+    print(f"engine wiped (a fresh CI runner) in {time.monotonic() - start:.1f} s",
+          flush=True)
 
 
 if __name__ == "__main__":
