@@ -31,7 +31,7 @@ class DockerFacts:
 
     @property
     def client_major(self) -> int:
-        return _major(self.client_version)
+        return major_version(self.client_version)
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,8 @@ def _version_tuple(version: str) -> Tuple[int, ...]:
     return tuple(int(n) for n in numbers[:3]) or (0,)
 
 
-def _major(version: str) -> int:
+def major_version(version: str) -> int:
+    """The first number of a docker version ("20.10.24+dfsg1" -> 20; 0 if none)."""
     return _version_tuple(version)[0]
 
 

@@ -227,7 +227,7 @@ def make_plan(
     generated = {
         PUSH_PULL_FILE: _render_push_pull(service, push_pull_services, workdir),
         STAGES_FILE: _render_stages(settings, build, builds, cache_from, other_targets,
-                                    config, builder, dockerfile_of),
+                                    config, builder, dockerfile_of, main_target.key),
     }
     if recipes:
         generated[RECIPES_FILE] = _render_recipes(settings, recipes, cache, others)
@@ -297,7 +297,9 @@ def _generated_dockerfile(text: str) -> str:
 
 
 def _pruned_name(service: str, stage_key: str) -> str:
-    return f"{service}.{stage_key.replace('#', 'stage')}.Dockerfile"
+    # "pruned-" keeps these apart from the inline Dockerfile's name, and a
+    # stage name never starts with a digit, so "#5" -> "5" is no stage's name.
+    return f"{service}.pruned-{stage_key.lstrip('#')}.Dockerfile"
 
 
 def _pruned_dockerfiles(text: str, dockerfile: Dockerfile, targets):
@@ -312,7 +314,10 @@ def _pruned_dockerfiles(text: str, dockerfile: Dockerfile, targets):
             continue  # nothing before it is unneeded
         text_for_stage = pruned_text(text, dockerfile, keep)
         if text_for_stage is None:
-            return {}, next(s for s in keep if s.uses_index)
+            kept = {s.key for s in keep}
+            first_dropped = min(s.index for s in dockerfile.stages[: stage.index]
+                                if s.key not in kept)
+            return {}, next(s for s in keep if s.uses_index and s.index > first_dropped)
         pruned[stage.key] = text_for_stage
     return pruned, None
 
@@ -634,7 +639,7 @@ def _render_recipes(settings, recipes, cache, others) -> str:
 
 
 def _render_stages(settings, build: ServiceBuild, builds, cache_from, other_targets, config,
-                   builder: Builder, dockerfile_of: Mapping[str, str]) -> str:
+                   builder: Builder, dockerfile_of: Mapping[str, str], main_key: str) -> str:
     entries = []
     for item in builds:
         section = dict(build.section)  # compose's own text: escapes intact
@@ -643,8 +648,9 @@ def _render_stages(settings, build: ServiceBuild, builds, cache_from, other_targ
         if section["target"] is None:
             del section["target"]
         section["cache_from"] = list(cache_from)
-        if is_stage and item.name in dockerfile_of:
-            section["dockerfile"] = dockerfile_of[item.name]
+        own_key = item.name if is_stage else main_key
+        if own_key in dockerfile_of:
+            section["dockerfile"] = dockerfile_of[own_key]
         if builder.buildkit:
             section["args"] = _with_inline_cache(section.get("args"))
         entries.append((item.compose_service, item.images[0], section))

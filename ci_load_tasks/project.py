@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 import yaml
 
-from .builder import Builder, DockerFacts, choose
+from .builder import Builder, DockerFacts, choose, major_version
 from .compose_config import describe_files, read_service
 from .errors import CommandError, ConfigError
 from .plan import Plan, make_plan
@@ -155,7 +155,7 @@ def docker_facts(runner: Runner, docker: Sequence[str]) -> DockerFacts:
         ) from None
     server = data.get("Server") or {}
     has_buildx = False
-    if int(client.split(".", 1)[0] or 0) >= 23:
+    if major_version(client) >= 23:
         # Only 23+ clients hand `docker build` to buildx; older ones have
         # BuildKit built in.
         answer = runner.run([*docker, "buildx", "version"], changes=False, stream=False,

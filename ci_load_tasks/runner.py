@@ -105,10 +105,10 @@ class Runner:
 
         started = time.monotonic()
         try:
-            stderr = {"_err_to_out": True} if merge_stderr else {"_err": pass_stderr}
+            stderr = {"_err_to_out": True} if merge_stderr else {"_err": _LineSink(pass_stderr)}
             process = command(
                 *argv[1:],
-                _out=keep,
+                _out=_LineSink(keep),
                 **stderr,
                 _ok_code=list(ok_codes),
                 _in=None,
@@ -176,6 +176,27 @@ class Runner:
                 if process.is_alive():
                     _stop(process)
             raise
+
+
+class _LineSink:
+    """Hands each line of a command's output to ``handle``, as text.
+
+    A file-like object, not a plain function: sh rounds the run time of a
+    command with a callback up to the next 0.1 s (measured with sh 2.4:
+    `true` took 105 ms instead of 4), which adds up over a run's dozen
+    commands. sh passes one line per write.
+    """
+
+    def __init__(self, handle: Callable[[str], None]):
+        self.handle = handle
+
+    def write(self, chunk) -> None:
+        if isinstance(chunk, bytes):
+            chunk = chunk.decode("utf-8", "replace")
+        self.handle(chunk)
+
+    def flush(self) -> None:
+        pass
 
 
 def _stop(process, grace: float = 10.0) -> None:

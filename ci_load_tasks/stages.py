@@ -116,7 +116,7 @@ def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str
         (current["buildkit_only"] if current else header_buildkit_only).extend(buildkit_only)
     if current is None:
         raise ConfigError(f"{path}: no FROM instruction: a Dockerfile must start a stage with FROM")
-    stages.append(_finish(current, len(text.splitlines())))
+    stages.append(_finish(current, len(_lines(text))))
     _check_unique_names(stages, path)
     return Dockerfile(
         path=path,
@@ -158,13 +158,20 @@ def pruned_text(text: str, dockerfile: Dockerfile, keep: Iterable[Stage]) -> Opt
     first_dropped = min(s.index for s in dockerfile.stages if s.key not in kept_keys)
     if any(s.uses_index and s.index > first_dropped for s in keep):
         return None
-    lines = text.splitlines(keepends=True)
+    lines = _lines(text)
     chosen = lines[: dockerfile.header_end]
     for stage in keep:
         chosen += lines[stage.line - 1: stage.end_line]
     if chosen and not chosen[-1].endswith(("\n", "\r")):
         chosen[-1] += "\n"
     return "".join(chosen)
+
+
+def _lines(text: str) -> List[str]:
+    """The lines of a Dockerfile as BuildKit counts them: ended by \\n only
+    (a \\r stays with its line; form feeds and the like are not breaks)."""
+    lines = re.split(r"(?<=\n)", text)
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def _finish(current: dict, end_line: int) -> Stage:

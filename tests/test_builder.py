@@ -297,3 +297,13 @@ def test_pick_builder_on_auto_asks_docker_and_notes_a_missing_daemon(stand_in_do
     assert found.client_version == "20.10.24"
     assert ("note: no docker daemon answered; the builder is chosen from the client "
             "alone") in out.getvalue()
+
+
+def test_a_client_version_without_a_number_is_treated_as_old_not_a_traceback(stand_in_docker):
+    docker = stand_in_docker(version_json("dev", "20.10.24"))
+
+    found = docker_facts(Runner(out=io.StringIO()), [docker])
+
+    assert found.client_major == 0
+    with pytest.raises(ConfigError, match="too old for BuildKit"):
+        choose("buildkit", found)

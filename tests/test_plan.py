@@ -50,7 +50,7 @@ STAGES = ("base", "hello", "deps", "assets", "build")
 # The classic builder builds every stage in front of its target: these stages
 # have one they do not need in front of them, so each is built from a copy of
 # the Dockerfile without it (the final image needs every stage).
-PRUNED = {s: f"{WORKDIR}/shop.{s}.Dockerfile" for s in ("hello", "deps", "assets", "build")}
+PRUNED = {s: f"{WORKDIR}/shop.pruned-{s}.Dockerfile" for s in ("hello", "deps", "assets", "build")}
 
 
 def rendered(name):
@@ -321,7 +321,7 @@ def test_an_other_service_without_target_builds_the_named_last_stage_tagged_from
                       f"{R}:app-test_stage_test")),
     ]
     assert plan.builds[2].argv[2:6] == (
-        "-f", f"{WORKDIR}/app-test.runtime.Dockerfile", "--target", "runtime",
+        "-f", f"{WORKDIR}/app-test.pruned-runtime.Dockerfile", "--target", "runtime",
     )
     assert plan.tags == (
         Tag(f"{R}:app-test_stage_runtime", "example/app:1.0",
@@ -756,7 +756,7 @@ SCENARIOS = [
 def test_every_generated_file_is_yaml_with_services(flags, tmp_path):
     plan = shop_plan(workdir=tmp_path / "work", **flags)
 
-    assert plan.dockerfiles == [f"shop.{s}.Dockerfile" for s in PRUNED]
+    assert plan.dockerfiles == [f"shop.pruned-{s}.Dockerfile" for s in PRUNED]
     for name, text in plan.files.items():
         if name in plan.dockerfiles:
             # A Dockerfile: the mark at the end, where it hides no directive.
@@ -819,7 +819,7 @@ def test_compose_reads_the_stages_file_as_one_service_per_build(tmp_path, compos
         assert service["build"]["context"] == CONTEXT, name
         stage = name.replace("shop_stage_", "") if name.startswith("shop_stage_") else None
         # A stage built from a copy without the stages it does not need.
-        expected_dockerfile = (plan.path(f"shop.{stage}.Dockerfile") if stage in PRUNED
+        expected_dockerfile = (plan.path(f"shop.pruned-{stage}.Dockerfile") if stage in PRUNED
                                else "docker/shop.Dockerfile")
         assert service["build"]["dockerfile"] == expected_dockerfile, name
         assert service["build"]["cache_from"] == list(plan.cache_from), name
@@ -914,9 +914,9 @@ def test_the_plan_names_skipped_stages_build_args_and_build_contexts():
 def test_a_classic_build_with_unneeded_stages_in_front_reads_a_pruned_copy():
     plan = layers_plan()
 
-    pruned = f"{WORKDIR}/app.stage4.Dockerfile"  # the unnamed main stage #4
-    assert plan.dockerfiles == ["app.stage4.Dockerfile"]
-    assert plan.files["app.stage4.Dockerfile"] == (
+    pruned = f"{WORKDIR}/app.pruned-4.Dockerfile"  # the unnamed main stage #4
+    assert plan.dockerfiles == ["app.pruned-4.Dockerfile"]
+    assert plan.files["app.pruned-4.Dockerfile"] == (
         "# The classic layout: a test stage and a docs stage the final image does not\n"
         "# need, in front of it.\n"
         "FROM busybox:1.36 AS base\n"
@@ -950,7 +950,7 @@ def test_the_stages_file_names_the_pruned_copy_a_stage_is_built_from():
 def test_a_pruned_copy_keeps_directives_global_args_and_the_kept_stages_as_written():
     plan = shop_plan()
 
-    text = plan.files["shop.hello.Dockerfile"]
+    text = plan.files["shop.pruned-hello.Dockerfile"]
     assert text == (
         "# The sample Dockerfile of the unit tests: a stage needs another in every way\n"
         "# Docker allows (FROM, COPY --from=NAME, COPY --from=INDEX, RUN --mount=from=),\n"
@@ -961,7 +961,7 @@ def test_a_pruned_copy_keeps_directives_global_args_and_the_kept_stages_as_writt
         "FROM ${RECIPE_REPO}:hello AS hello\n"
         f"{GENERATED_MARK}\n"
     )
-    build_copy = plan.files["shop.build.Dockerfile"]
+    build_copy = plan.files["shop.pruned-build.Dockerfile"]
     assert "AS hello" not in build_copy and "AS assets" in build_copy
     assert "RUN --mount=type=bind,from=assets" in build_copy
 
@@ -999,7 +999,7 @@ def test_a_stage_referred_to_by_number_in_front_of_every_dropped_one_is_pruned()
 
     assert plan.warnings == ()
     assert (plan.stages, plan.skipped_stages) == (("a", "b"), ("unused",))
-    assert plan.files["app.stage3.Dockerfile"] == (
+    assert plan.files["app.pruned-3.Dockerfile"] == (
         "FROM busybox:1.36 AS a\nFROM busybox:1.36 AS b\nCOPY --from=0 /a /a\n"
         f"FROM b\n{GENERATED_MARK}\n"
     )
@@ -1015,7 +1015,48 @@ def test_buildkit_only_syntax_in_a_stage_nobody_needs_is_no_warning_for_classic(
 
     assert (plan.buildkit_only, plan.warnings) == ((), ())
     assert plan.skipped_stages == ("lint",)
-    assert "--mount" not in plan.files["app.stage2.Dockerfile"]
+    assert "--mount" not in plan.files["app.pruned-2.Dockerfile"]
+
+
+def test_a_stage_named_inline_does_not_overwrite_the_inline_dockerfile():
+    text = ("FROM busybox:1.36 AS z\nRUN echo z > /z\n"
+            "FROM busybox:1.36 AS inline\n"
+            "FROM inline\nCOPY --from=z /z /z\n")
+    config = {"name": "p", "services": {"app": {"build": {
+        "context": "/srv/p", "dockerfile_inline": text}}}}
+
+    plan = make_plan(settings(service="app"), config, "", WORKDIR)
+
+    assert plan.files["app.inline.Dockerfile"] == f"{text}{GENERATED_MARK}\n"
+    assert sorted(plan.dockerfiles) == ["app.inline.Dockerfile", "app.pruned-inline.Dockerfile"]
+    assert plan.builds[-1].argv[3] == f"{WORKDIR}/app.inline.Dockerfile"
+
+
+def test_the_stages_file_names_the_pruned_copy_the_service_itself_is_built_from():
+    text = ("FROM busybox:1.36 AS base\n"
+            "FROM base AS lint\nRUN true\n"
+            "FROM base\n")
+    config = {"name": "p", "services": {"app": {"build": {"context": "/srv/p"}}}}
+
+    plan = make_plan(settings(service="app"), config, text, WORKDIR)
+
+    stages_file = yaml.safe_load(plan.files["stages.yml"])["services"]
+    assert stages_file["app"]["build"]["dockerfile"] == f"{WORKDIR}/app.pruned-2.Dockerfile"
+    assert plan.builds[-1].argv[3] == f"{WORKDIR}/app.pruned-2.Dockerfile"
+
+
+def test_the_no_pruning_warning_names_the_stage_whose_number_reference_stops_it():
+    text = ("FROM busybox:1.36 AS a\n"
+            "FROM busybox:1.36 AS b\nCOPY --from=0 /a /a\n"
+            "FROM busybox:1.36 AS unused\n"
+            "FROM busybox:1.36\nCOPY --from=1 /b /b\n")
+    config = {"name": "p", "services": {"app": {"build": {"context": "/srv/p"}}}}
+
+    plan = make_plan(settings(service="app"), config, text, WORKDIR)
+
+    assert len(plan.warnings) == 1
+    assert ":5: stage #3 refers to an earlier stage by number" in plan.warnings[0]
+    assert plan.stages == ("a", "b", "unused")
 
 
 # -- BuildKit -------------------------------------------------------------------

@@ -574,3 +574,16 @@ def test_pruned_text_of_the_sample_projects_build_stage_reads_as_the_same_stages
         ("assets", "busybox:1.36", ()),
         ("build", "deps", ("deps", "assets")),
     ]
+
+
+def test_only_a_newline_ends_a_line_as_in_buildkit_so_a_form_feed_stays_in_its_line():
+    text = ("FROM busybox:1.36 AS a\nRUN printf 'x\x0cy' > /a\n"
+            "FROM busybox:1.36 AS b\n"
+            "FROM busybox:1.36\nCOPY --from=a /a /a\n")
+    dockerfile = parse_dockerfile(text, "Dockerfile", {})
+
+    pruned = pruned_text(text, dockerfile, dockerfile.needed_for([dockerfile.last]))
+
+    assert [s.end_line for s in dockerfile.stages] == [2, 3, 5]
+    assert pruned == ("FROM busybox:1.36 AS a\nRUN printf 'x\x0cy' > /a\n"
+                      "FROM busybox:1.36\nCOPY --from=a /a /a\n")

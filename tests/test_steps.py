@@ -428,7 +428,7 @@ def test_a_classic_build_writes_the_pruned_dockerfiles_it_reads(tmp_path):
 
     build(plan, runner, Report())
 
-    assert (tmp_path / "app.stage4.Dockerfile").read_text() == (
-        plan.files["app.stage4.Dockerfile"]
+    assert (tmp_path / "app.pruned-4.Dockerfile").read_text() == (
+        plan.files["app.pruned-4.Dockerfile"]
     )
-    assert runner.ran[-1][3] == str(tmp_path / "app.stage4.Dockerfile")
+    assert runner.ran[-1][3] == str(tmp_path / "app.pruned-4.Dockerfile")
