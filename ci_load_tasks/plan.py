@@ -166,7 +166,8 @@ def make_plan(
         build = replace(build, dockerfile=os.path.join(workdir, name))
         dockerfile_text = build.dockerfile_inline
     platform = platform_args(**platform_of(facts)) if builder.buildkit and facts else None
-    dockerfile = parse_dockerfile(dockerfile_text, build.dockerfile, build.args, platform)
+    dockerfile = parse_dockerfile(dockerfile_text, build.dockerfile, build.args, platform,
+                                  contexts=build.contexts)
     main_target = _target_stage(dockerfile, build.target, service)
     other_targets = _other_service_targets(config, settings, build, dockerfile, main_target)
     targets = [main_target, *(t for _, t, _ in other_targets)]

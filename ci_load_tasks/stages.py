@@ -82,13 +82,17 @@ class Dockerfile:
 
 
 def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str]],
-                     platform: Optional[Mapping[str, str]] = None) -> Dockerfile:
+                     platform: Optional[Mapping[str, str]] = None,
+                     contexts: Iterable[str] = ()) -> Dockerfile:
     """Read the stages of Dockerfile ``text`` (read from ``path``).
 
     ``build_args`` are the compose build args: they override the defaults of
     the global ``ARG``s before the first ``FROM``, as ``docker build`` does.
     ``platform`` gives the ARGs BuildKit fills in by itself (``TARGETARCH``
-    …, see ``platform_args``); the classic builder has none.
+    …, see ``platform_args``); the classic builder has none. ``contexts``
+    are the names of the build's named contexts (compose
+    ``additional_contexts``): ``FROM name`` or ``--from=name`` then reads
+    that context, even where a stage has the same name, so it needs no stage.
     """
     try:
         commands = buildkit_parser.parse_string(text)
@@ -96,6 +100,8 @@ def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str
         raise ConfigError(f"{path}: cannot parse the Dockerfile: {error}") from None
 
     global_args: Dict[str, str] = dict(platform or {})
+    # Reference lookups see no stage that a named context stands in for.
+    shadowed = {name.lower() for name in contexts}
     stages: List[Stage] = []
     header_buildkit_only: List[str] = []
     current = None  # the stage being read, as a dict of Stage fields
@@ -105,12 +111,12 @@ def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str
         if instruction == "FROM":
             if current:
                 stages.append(_finish(current, command.start_line - 1))
-            current = _read_from(command, len(stages), global_args, stages, path)
+            current = _read_from(command, len(stages), global_args, stages, path, shadowed)
             buildkit_only += _platform_args_used(command, global_args)
         elif current is None and instruction == "ARG":
             _declare_args(command.value, build_args, global_args)
         elif current is not None:
-            needs, by_index = _stages_used(command, stages, path)
+            needs, by_index = _stages_used(command, stages, path, shadowed)
             current["needs"].extend(needs)
             current["uses_index"] = current["uses_index"] or by_index
         (current["buildkit_only"] if current else header_buildkit_only).extend(buildkit_only)
@@ -247,7 +253,7 @@ def _check_unique_names(stages, path) -> None:
         seen[stage.name] = stage.line
 
 
-def _read_from(command, index, global_args, earlier, path):
+def _read_from(command, index, global_args, earlier, path, shadowed=frozenset()):
     words = list(command.value)
     name = None
     if len(words) == 3 and words[1].upper() == "AS":
@@ -272,7 +278,7 @@ def _read_from(command, index, global_args, earlier, path):
         )
     needs = []
     # FROM names an earlier stage by name only; "FROM 0" would be an image.
-    stage = None if base.isdigit() else _find(earlier, base)
+    stage = None if base.isdigit() else _find(earlier, base, shadowed)
     if stage is not None:
         needs.append(stage.key)
     return {"index": index, "name": name, "base": base, "needs": needs,
@@ -283,7 +289,7 @@ def _read_from(command, index, global_args, earlier, path):
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
 
 
-def _stages_used(command, earlier, path) -> Tuple[List[str], bool]:
+def _stages_used(command, earlier, path, shadowed=frozenset()) -> Tuple[List[str], bool]:
     """Keys of earlier stages that ``COPY --from`` or ``RUN --mount`` reads,
     and whether one of them is named by its number."""
     refs = []
@@ -300,7 +306,7 @@ def _stages_used(command, earlier, path) -> Tuple[List[str], bool]:
     used = []
     by_index = False
     for ref in refs:
-        stage = _find(earlier, ref)
+        stage = _find(earlier, ref, shadowed)
         if stage is not None:
             used.append(stage.key)
             by_index = by_index or ref.strip().isdigit()
@@ -313,11 +319,15 @@ def _stages_used(command, earlier, path) -> Tuple[List[str], bool]:
     return used, by_index
 
 
-def _find(stages, ref):
+def _find(stages, ref, shadowed=frozenset()):
+    """The stage ``ref`` names: a number, or a name no named context in
+    ``shadowed`` replaces."""
     ref = ref.strip()
     if ref.isdigit():
         index = int(ref)
         return stages[index] if index < len(stages) else None
+    if ref.lower() in shadowed:
+        return None
     for stage in stages:
         if stage.name is not None and stage.name == ref.lower():
             return stage

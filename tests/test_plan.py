@@ -1272,3 +1272,15 @@ def test_the_classic_builder_leaves_platform_args_empty_and_warns():
     assert plan.stages == ("app",)
     assert plan.warnings[0].startswith("/srv/p/Dockerfile uses syntax only BuildKit builds "
                                        "(line 3: FROM uses $TARGETARCH")
+
+
+def test_a_stage_a_named_context_stands_in_for_is_neither_built_nor_cached():
+    text = ("FROM busybox:1.36 AS tools\nRUN make-tools\n"
+            "FROM busybox:1.36\nCOPY --from=tools /t /t\n")
+    config = {"name": "p", "services": {"app": {"build": {
+        "context": "/srv/p", "additional_contexts": {"tools": "/srv/prebuilt-tools"}}}}}
+
+    plan = make_plan(settings(service="app", cache_repo=R), config, text, WORKDIR)
+
+    assert (plan.stages, plan.skipped_stages) == ((), ("tools",))
+    assert list(plan.cache_images.stages) == []

@@ -587,3 +587,17 @@ def test_only_a_newline_ends_a_line_as_in_buildkit_so_a_form_feed_stays_in_its_l
     assert [s.end_line for s in dockerfile.stages] == [2, 3, 5]
     assert pruned == ("FROM busybox:1.36 AS a\nRUN printf 'x\x0cy' > /a\n"
                       "FROM busybox:1.36\nCOPY --from=a /a /a\n")
+
+
+def test_a_named_context_stands_in_for_the_stage_of_its_name():
+    text = ("FROM busybox:1.36 AS tools\nRUN make-tools\n"
+            "FROM busybox:1.36 AS build\nCOPY --from=tools /t /t\n"
+            "FROM tools AS final\nCOPY --from=0 /x /x\n")
+
+    plain = parse_dockerfile(text, "Dockerfile", {})
+    with_context = parse_dockerfile(text, "Dockerfile", {}, contexts=["Tools"])
+
+    assert [s.needs for s in plain.stages] == [(), ("tools",), ("tools",)]
+    # By name the context is read; by number it is still the stage.
+    assert [s.needs for s in with_context.stages] == [(), (), ("tools",)]
+    assert keys(with_context.needed_for([with_context.find("build")])) == ["build"]
