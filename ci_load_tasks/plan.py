@@ -167,12 +167,12 @@ def make_plan(
         dockerfile_text = build.dockerfile_inline
     platform = platform_args(**platform_of(facts)) if builder.buildkit and facts else None
     dockerfile = parse_dockerfile(dockerfile_text, build.dockerfile, build.args, platform,
-                                  contexts=build.contexts)
+                                  contexts=build.contexts, reused_names=builder.buildkit)
     main_target = _target_stage(dockerfile, build.target, service)
     other_targets = _other_service_targets(config, settings, build, dockerfile, main_target)
     targets = [main_target, *(t for _, t, _ in other_targets)]
 
-    warnings = []
+    warnings = list(dockerfile.notes)
     needed = dockerfile.needed_for(targets)
     pruned = {}  # stage key -> the text of a Dockerfile with only what it needs
     if not builder.buildkit:

@@ -40,6 +40,7 @@ class Dockerfile:
     # "line N: what": syntax only BuildKit builds (RUN --mount, heredocs, …).
     buildkit_only: Tuple[str, ...] = ()
     header_buildkit_only: Tuple[str, ...] = ()  # the part before the first FROM
+    notes: Tuple[str, ...] = ()  # what the plan should warn about
 
     def find(self, ref: str) -> Optional[Stage]:
         """The stage a ``--from`` value (a name or an index) or a key (``#N``) names."""
@@ -83,7 +84,8 @@ class Dockerfile:
 
 def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str]],
                      platform: Optional[Mapping[str, str]] = None,
-                     contexts: Iterable[str] = ()) -> Dockerfile:
+                     contexts: Iterable[str] = (),
+                     reused_names: bool = False) -> Dockerfile:
     """Read the stages of Dockerfile ``text`` (read from ``path``).
 
     ``build_args`` are the compose build args: they override the defaults of
@@ -93,6 +95,9 @@ def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str
     are the names of the build's named contexts (compose
     ``additional_contexts``): ``FROM name`` or ``--from=name`` then reads
     that context, even where a stage has the same name, so it needs no stage.
+    Two stages of one name are an error (the classic builder refuses them)
+    unless ``reused_names``: BuildKit takes the later one for the name, so
+    the earlier one is kept as an unnamed stage (``#N``), named in ``notes``.
     """
     try:
         commands = buildkit_parser.parse_string(text)
@@ -103,6 +108,8 @@ def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str
     # Reference lookups see no stage that a named context stands in for.
     shadowed = {name.lower() for name in contexts}
     stages: List[Stage] = []
+    notes: List[str] = []
+    reused = _reused_names(commands) if reused_names else {}
     header_buildkit_only: List[str] = []
     current = None  # the stage being read, as a dict of Stage fields
     for command in commands:
@@ -112,6 +119,14 @@ def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str
             if current:
                 stages.append(_finish(current, command.start_line - 1))
             current = _read_from(command, len(stages), global_args, stages, path, shadowed)
+            later = reused.get((current["name"], command.start_line))
+            if later:
+                notes.append(
+                    f"{path}:{command.start_line}: stage name {current['name']!r} is used "
+                    f"again at line {later}; BuildKit builds the later stage for that "
+                    f"name, so this one is stage #{current['index']}"
+                )
+                current["name"] = None
             buildkit_only += _platform_args_used(command, global_args)
         elif current is None and instruction == "ARG":
             _declare_args(command.value, build_args, global_args)
@@ -127,6 +142,7 @@ def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str
     return Dockerfile(
         path=path,
         stages=tuple(stages),
+        notes=tuple(notes),
         buildkit_only=tuple(dict.fromkeys(
             [*header_buildkit_only, *(b for s in stages for b in s.buildkit_only)])),
         header_buildkit_only=tuple(header_buildkit_only),
@@ -238,6 +254,20 @@ def _platform_args_used(command, global_args) -> List[str]:
         f"line {command.start_line}: FROM uses ${name}, which only BuildKit fills in"
         for name in sorted(names & _PLATFORM_ARGS - set(global_args))
     ]
+
+
+def _reused_names(commands) -> Dict[Tuple[str, int], int]:
+    """(name, line of its FROM) -> line of the last FROM giving that name,
+    for every stage whose name a later stage takes again."""
+    last = {}
+    named = []
+    for command in commands:
+        words = list(command.value)
+        if command.cmd.upper() == "FROM" and len(words) == 3 and words[1].upper() == "AS":
+            name = words[2].strip().lower()
+            named.append((name, command.start_line))
+            last[name] = command.start_line
+    return {(name, line): last[name] for name, line in named if last[name] != line}
 
 
 def _check_unique_names(stages, path) -> None:

@@ -601,3 +601,18 @@ def test_a_named_context_stands_in_for_the_stage_of_its_name():
     # By name the context is read; by number it is still the stage.
     assert [s.needs for s in with_context.stages] == [(), (), ("tools",)]
     assert keys(with_context.needed_for([with_context.find("build")])) == ["build"]
+
+
+def test_a_reused_stage_name_is_refused_for_classic_and_the_later_stage_s_for_buildkit():
+    text = "FROM busybox:1.36 AS a\nRUN one\nFROM busybox:1.37 AS a\nFROM a\n"
+
+    with pytest.raises(ConfigError, match="stage name 'a' is already used at line 1"):
+        parse_dockerfile(text, "Dockerfile", {})
+    dockerfile = parse_dockerfile(text, "Dockerfile", {}, reused_names=True)
+
+    assert keys(dockerfile.stages) == ["#0", "a", "#2"]
+    assert dockerfile.last.needs == ("a",)
+    assert dockerfile.notes == (
+        "Dockerfile:1: stage name 'a' is used again at line 3; BuildKit builds the "
+        "later stage for that name, so this one is stage #0",
+    )
