@@ -28,6 +28,7 @@ class DockerFacts:
     server_arch: str = "amd64"
     has_buildx: bool = False
     env_buildkit: Optional[str] = None  # DOCKER_BUILDKIT as the user set it
+    daemon_error: str = ""  # why no daemon answered, when none did
 
     @property
     def client_major(self) -> int:

@@ -30,7 +30,7 @@ from json import dumps  # the plan task has a flag named json
 from invoke import Collection, Exit, task
 
 from . import steps
-from .errors import CiLoadError, ConfigError
+from .errors import CiLoadError, CommandError, ConfigError
 from .plan import Plan
 from .project import plan_for
 from .report import Report
@@ -53,6 +53,8 @@ SHARED_FLAGS = {
     "docker": ("docker", "docker command (default: docker)"),
     "compose": ("compose", "compose command (default: the docker command's plugin, 'docker compose')"),
     "builder": ("builder", "image builder: auto (BuildKit when the docker client can drive it, unless DOCKER_BUILDKIT=0), classic or buildkit"),
+    "retries": ("retries", "how often a failed pull, registry check or push is tried again (default 2)"),
+    "retry_delay": ("retry_delay", "seconds before the first retry, doubled for each further one (default 1)"),
     "workdir": ("workdir", "directory for the generated compose files (default: a fresh temporary one)"),
     "keep": ("keep", "keep the generated files after the run"),
 }
@@ -248,12 +250,15 @@ def push(c, settings, runner):
     pull="pull the cache first (default on; --no-pull skips it)",
     build="rebuild recipes and build the stages (default on; --no-build skips it)",
     push="push the cache images at the end (default off)",
+    push_partial="when a build fails, push the cache images of the stages built before it (never the final image), so the next run starts warmer",
     report="write a JSON report of the run to this file",
 )
-def run(c, settings, runner, pull=True, build=True, push=False, report=None):
+def run(c, settings, runner, pull=True, build=True, push=False, push_partial=False,
+        report=None):
     """Run the whole pipeline: pull, recipes, build, then push if asked."""
-    if push and not settings.cache_repo:
-        raise ConfigError("--push needs a cache repository: pass --cache-repo REPO")
+    if (push or push_partial) and not settings.cache_repo:
+        raise ConfigError(f"--{'push' if push else 'push-partial'} needs a cache repository: "
+                          "pass --cache-repo REPO")
     chosen = []
     if pull and settings.cache_repo:
         chosen.append(steps.pull)
@@ -263,7 +268,7 @@ def run(c, settings, runner, pull=True, build=True, push=False, report=None):
         chosen += [steps.restore_recipes, steps.build]
     if push:
         chosen.append(steps.push)
-    _run_steps(settings, runner, chosen, report)
+    _run_steps(settings, runner, chosen, report, push_partial=push_partial and build)
 
 
 STEP_NAMES = {
@@ -274,19 +279,26 @@ STEP_NAMES = {
 }
 
 
-def _run_steps(settings: Settings, runner: Runner, chosen, report_path) -> None:
+def _run_steps(settings: Settings, runner: Runner, chosen, report_path,
+               push_partial: bool = False) -> None:
     _check_report_path(report_path)
     report = Report(dry=runner.dry)
     started = time.monotonic()
     try:
         with workspace(settings, runner) as workdir:
-            the_plan = plan_for(settings, runner, workdir)
+            the_plan = plan_for(settings, runner, workdir, need_daemon=not runner.dry)
             report.builder = the_plan.builder
             for warning in the_plan.warnings:
                 runner.say(f"warning: {warning}")
             for step in chosen:
-                with steps.timed(report, STEP_NAMES[step], runner):
-                    step(the_plan, runner, report)
+                try:
+                    with steps.timed(report, STEP_NAMES[step], runner):
+                        step(the_plan, runner, report)
+                except CommandError as error:
+                    if push_partial and step is steps.build and error.exit_code is not None:
+                        with steps.timed(report, "push", runner):
+                            steps.push_partial(the_plan, runner, report, error)
+                    raise
     except CiLoadError as error:
         report.error = str(error)
         raise

@@ -9,7 +9,7 @@ with a tag, ``R:P``, replaces that ``[V_]S`` prefix with ``P``: ``R:P_final``.
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Optional, Tuple
 
 from .errors import ConfigError
 
@@ -75,6 +75,8 @@ class CacheImages:
     final: str
     stages: Dict[str, str]
     recipes: Dict[str, str]
+    # (tag as built, image) for each tag over 128 characters, shortened.
+    shortened: Tuple[Tuple[str, str], ...] = ()
 
     def all(self) -> list:
         return [self.final, *self.stages.values(), *self.recipes.values()]
@@ -95,14 +97,20 @@ def cache_images(
     else:
         head = [version, service]
 
+    shortened = []
+
     def image(*parts: str) -> str:
         tag = "_".join(p for p in (*head, *parts) if p)
-        return f"{location.repo}:{fit_tag(tag)}"
+        name = f"{location.repo}:{fit_tag(tag)}"
+        if len(tag) > MAX_TAG_LENGTH:
+            shortened.append((tag, name))
+        return name
 
     return CacheImages(
         final=image("final"),
         stages={s: image("stage", s) for s in stages},
         recipes={r: image("recipe", r) for r in recipes},
+        shortened=tuple(shortened),
     )
 
 

@@ -110,6 +110,10 @@ class Plan:
     warnings: Tuple[str, ...] = field(default=())
     buildkit_only: Tuple[str, ...] = ()  # syntax the classic builder refuses, in needed stages
     build_contexts_supported: bool = False  # the client passes --build-context
+    # stage -> every named stage it needs, itself excluded (FROM, COPY --from, …)
+    stage_needs: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
+    retries: int = 2  # of each pull, registry check, push and registry-failed build
+    retry_delay: float = 1.0  # seconds before the first retry, doubled after
 
     def path(self, name: str) -> str:
         return os.path.join(self.workdir, name)
@@ -240,6 +244,13 @@ def make_plan(
                  "--project-directory", workdir)
     buildkit_only = () if builder.buildkit else dockerfile.buildkit_only_in(needed)
     warnings += _warnings(build, dockerfile, needed, main_target, builder, buildkit_only)
+    for images in (cache, *others):
+        for tag, image in images.shortened:
+            warnings.append(
+                f"cache tag {tag[:40]}… is {len(tag)} characters, over docker's 128: "
+                f"it is shortened to {image} (the same every run); a shorter "
+                "--cache-version or service name keeps tags readable"
+            )
     wanted = [image for images in (cache, *others) for image in images.all()]
     return Plan(
         service=service,
@@ -278,6 +289,12 @@ def make_plan(
         warnings=tuple(warnings),
         buildkit_only=buildkit_only,
         build_contexts_supported=builder.build_contexts,
+        retries=settings.retries,
+        retry_delay=settings.retry_delay,
+        stage_needs={
+            s.name: tuple(n.name for n in dockerfile.needed_for([s]) if n.name and n is not s)
+            for s in needed if s.name
+        },
     )
 
 

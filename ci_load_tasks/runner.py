@@ -34,6 +34,7 @@ class Result:
     output: str  # stdout (and stderr when merged); empty in a dry run
     seconds: float
     ran: bool = True
+    errors: str = ""  # stderr, when it was not merged into output
 
 
 class Runner:
@@ -78,6 +79,7 @@ class Runner:
 
         tail = collections.deque(maxlen=TAIL_LINES)
         kept = []
+        errors = []
 
         def keep(line: str) -> None:
             kept.append(line)
@@ -90,6 +92,7 @@ class Runner:
 
         def pass_stderr(line: str) -> None:
             tail.append(line)
+            errors.append(line)
             if show_stderr:
                 sys.stderr.write(line)
                 sys.stderr.flush()
@@ -144,10 +147,11 @@ class Runner:
                 error.exit_code,
                 "".join(tail),
             ) from None
-        return Result(argv, exit_code, "".join(kept), time.monotonic() - started)
+        return Result(argv, exit_code, "".join(kept), time.monotonic() - started,
+                      errors="".join(errors))
 
 
-    def run_all(self, commands: Sequence[Sequence[str]]) -> list:
+    def run_all(self, commands: Sequence[Sequence[str]], echo: Optional[bool] = None) -> list:
         """Run read-only ``commands`` at the same time; (exit code, stdout +
         stderr) of each, in order. For quick questions to a registry, where
         waiting for each in turn would add up; a failure is an answer here.
@@ -156,12 +160,16 @@ class Runner:
         try:
             for argv in commands:
                 argv = tuple(str(a) for a in argv)
-                if self.echo:
+                if self.echo if echo is None else echo:
                     self.say(f"+ {shell_line(argv)}")
                 try:
                     command = sh.Command(argv[0])
                 except sh.CommandNotFound:
-                    raise CommandError(f"{argv[0]!r} not found (or not executable)", argv) from None
+                    raise CommandError(
+                        f"{argv[0]!r} not found (or not executable): install it or point "
+                        "ci-load at it (--docker / --compose, ci_load.docker / "
+                        "ci_load.compose)", argv,
+                    ) from None
                 started.append(command(
                     *argv[1:], _err_to_out=True, _ok_code=list(range(256)), _in=None,
                     _tty_out=False, _bg=True, _bg_exc=False, _truncate_exc=False,

@@ -30,6 +30,11 @@ DEFAULTS = {
     "docker": "docker",
     "compose": None,  # the docker command's compose plugin: "docker compose"
     "builder": "auto",  # auto, classic or buildkit (see builder.py)
+    # A registry may fail a request now and then: each pull, registry check
+    # and push is tried again this many times, after retry_delay seconds,
+    # doubled for each further retry.
+    "retries": "2",
+    "retry_delay": "1",
     "workdir": None,
     # None, not False: invoke reads an environment value for a bool default as
     # true unless it is "0" or "", so INVOKE_CI_LOAD_KEEP=false would keep.
@@ -52,6 +57,8 @@ class Settings:
     docker: Tuple[str, ...]
     compose: Tuple[str, ...]
     builder: str
+    retries: int
+    retry_delay: float
     workdir: Optional[str]
     keep: bool
 
@@ -105,6 +112,8 @@ class Settings:
             compose=_as_command(merged["compose"], "compose") if merged["compose"]
             else (*docker, "compose"),
             builder=_as_builder(merged["builder"]),
+            retries=int(_as_number(merged["retries"], "retries", whole=True)),
+            retry_delay=_as_number(merged["retry_delay"], "retry_delay"),
             workdir=_abspath_or_none(merged["workdir"]),
             keep=_as_bool(merged["keep"]),
         )
@@ -115,6 +124,7 @@ class Settings:
 
 _LIST_KEYS = {"compose_files", "env_files", "other_services", "other_repos"}
 _COMMAND_KEYS = {"docker", "compose"}
+_NUMBER_KEYS = {"retries", "retry_delay"}
 
 
 def _check_types(merged: Mapping[str, Any]) -> None:
@@ -127,6 +137,9 @@ def _check_types(merged: Mapping[str, Any]) -> None:
                 isinstance(value, str) and value.strip().lower() in _BOOLEAN_WORDS
             )
             expected = "true or false"
+        elif key in _NUMBER_KEYS:
+            ok = isinstance(value, (str, int, float)) and not isinstance(value, bool)
+            expected = "a number"
         elif key in _LIST_KEYS or key in _COMMAND_KEYS:
             ok = isinstance(value, str) or (
                 isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
@@ -171,6 +184,20 @@ def _as_bool(value) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in ("", "0", "false", "no", "off")
     return bool(value)
+
+
+def _as_number(value, key: str, whole: bool = False) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if number < 0 or number != number or (whole and number != int(number)) or number > 3600:
+        kind = "a whole number" if whole else "a number of seconds"
+        raise ConfigError(
+            f"ci_load.{key} {value!r} is not {kind} from 0 to 3600: set --{key.replace('_', '-')} "
+            f"or ci_load.{key} to one"
+        )
+    return number
 
 
 def _as_builder(value: str) -> str:

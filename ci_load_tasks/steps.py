@@ -6,6 +6,7 @@ happened in the report. Argv and names all come from the plan.
 
 import json
 import os
+import re
 import time
 from contextlib import contextmanager
 from typing import Iterable, Optional
@@ -74,17 +75,23 @@ def pull(plan: Plan, runner: Runner, report: Report) -> None:
         _check_registry(plan, runner, report)
         return
     write_files(plan, [PUSH_PULL_FILE])
-    output = ""
-    try:
-        output = runner.run(plan.pull).output
-    except CommandError as error:
-        # Compose fails the whole pull for some errors even with
-        # --ignore-pull-failures; a cache is an optimisation, so go on cold.
-        output = error.tail
-        runner.say(f"warning: pulling the cache failed, building without it: {error}")
-    if runner.dry:
-        return
-    trouble = registry_trouble(output)
+    for delay in (*retry_delays(plan), None):
+        output = ""
+        try:
+            output = runner.run(plan.pull).output
+        except CommandError as error:
+            if error.exit_code is None:
+                raise
+            # Compose fails the whole pull for some errors even with
+            # --ignore-pull-failures; a cache is an optimisation, so go on.
+            output = error.tail
+        if runner.dry:
+            return
+        trouble = registry_trouble(output)
+        if not trouble or delay is None:
+            break
+        # Images pulled already are skipped by the next try.
+        _note_retry(runner, report, "pull", trouble, delay)
     if trouble:
         runner.say(
             f"warning: the registry did not answer as a missing cache would ({trouble}); "
@@ -106,7 +113,7 @@ def _check_registry(plan: Plan, runner: Runner, report: Report) -> None:
                "nothing to pull")
     if runner.dry:
         return
-    held = registry_ids(plan, runner, list(plan.registry_checks))
+    held = registry_ids(plan, runner, list(plan.registry_checks), report)
     trouble = next((why for why in held.values() if why.startswith("trouble:")), None)
     if trouble:
         runner.say(f"warning: the registry did not answer as a missing cache would "
@@ -120,30 +127,55 @@ def _check_registry(plan: Plan, runner: Runner, report: Report) -> None:
         runner.say(f"  not found ({'see the warning above' if trouble else 'a colder build, normal on a first run'}): {image}")
 
 
-def registry_ids(plan: Plan, runner: Runner, images) -> dict:
+def registry_ids(plan: Plan, runner: Runner, images, report: Report) -> dict:
     """image -> the id (config digest) of the image the registry holds under
     that name, ``missing``, or ``trouble: <why>`` when the registry could not
-    be asked; the registry is asked for all images at once."""
-    answers = runner.run_all([plan.registry_checks[image] for image in images])
+    be asked; the registry is asked for all images at once, and again for
+    those it failed to answer, as often as ``plan.retries`` allows."""
     found = {}
-    for image, (code, output) in zip(images, answers):
-        if code == 0:
-            try:
-                found[image] = json.loads(output)["config"]["digest"]
-                continue
-            except (ValueError, KeyError, TypeError):
-                pass  # a manifest list or something else: no id to compare
-        trouble = registry_trouble(output)
-        found[image] = f"trouble: {trouble}" if trouble else "missing"
+    todo = list(images)
+    for delay in (*retry_delays(plan), None):
+        answers = runner.run_all([plan.registry_checks[image] for image in todo])
+        for image, (code, output) in zip(todo, answers):
+            found[image] = _registry_answer(code, output)
+        todo = [image for image in todo if found[image].startswith("trouble:")]
+        if not todo or delay is None:
+            break
+        _note_retry(runner, report, "registry check", found[todo[0]][len("trouble: "):],
+                    delay)
     return found
+
+
+def _registry_answer(code: int, output: str) -> str:
+    if code == 0:
+        try:
+            return json.loads(output)["config"]["digest"]
+        except (ValueError, KeyError, TypeError):
+            pass  # a manifest list or something else: no id to compare
+    trouble = registry_trouble(output)
+    return f"trouble: {trouble}" if trouble else "missing"
+
+
+def retry_delays(plan: Plan) -> list:
+    """Seconds to wait before each retry: retry_delay, doubled each time."""
+    return [plan.retry_delay * 2 ** i for i in range(plan.retries)]
+
+
+def _note_retry(runner: Runner, report: Report, what: str, why: str, delay: float) -> None:
+    report.retries[what] = report.retries.get(what, 0) + 1
+    runner.say(f"warning: {what} failed ({why}); trying again in {delay:g}s")
+    time.sleep(delay)
 
 
 # What compose prints when a registry could not be asked at all, as opposed
 # to "manifest unknown" / "not found", which only mean no cache yet.
 # NOTE: matched in docker's English messages; a new wording slips through as
 # an ordinary missing cache, which is the safe side.
-_TROUBLE = ("connection refused", "no such host", "i/o timeout", "unauthorized",
-            "denied", "x509:", "tls:", "server gave http response to https client")
+_TROUBLE = ("connection refused", "connection reset", "no such host", "i/o timeout",
+            "timeout exceeded", "unexpected eof", ": eof", "broken pipe", "unauthorized",
+            "denied", "x509:", "tls:", "server gave http response to https client",
+            "500 internal server error", "502 bad gateway", "503 service unavailable",
+            "504 gateway", "received unexpected http status: 5", "toomanyrequests")
 
 
 def registry_trouble(output: str) -> Optional[str]:
@@ -166,7 +198,7 @@ def restore_recipes(plan: Plan, runner: Runner, report: Report) -> None:
         return
     write_files(plan, [RECIPES_FILE])
     for item in plan.recipe_builds:
-        _record(report.recipes, _build_one(plan, runner, item, f"recipe {item.name}")[0])
+        _record(report.recipes, _build_one(plan, runner, item, f"recipe {item.name}", report)[0])
         if not runner.dry:
             report.tagged.extend(item.images)
 
@@ -203,7 +235,7 @@ def build(plan: Plan, runner: Runner, report: Report) -> None:
                        "from the cache and the registry holds its cache image, still right")
             report.stages.append(StageResult(item.name, True, 0.0, built=False))
             continue
-        result, log = _build_one(plan, runner, item, _describe(plan, item.name))
+        result, log = _build_one(plan, runner, item, _describe(plan, item.name), report)
         _record(report.stages, result)
         logs.append(log)
         if not runner.dry:
@@ -255,10 +287,14 @@ def _record(results: list, result) -> None:
         results.append(result)
 
 
-def _build_one(plan: Plan, runner: Runner, item: Build, what: str):
+def _build_one(plan: Plan, runner: Runner, item: Build, what: str, report: Report):
     runner.say(f"-- building {what}")
     try:
-        result = runner.run(item.argv, env=plan.build_env)
+        # BuildKit fetches cache layers from the registry during the build:
+        # a build that failed on the cache registry's account is tried again.
+        result = _with_retries(runner, lambda: runner.run(item.argv, env=plan.build_env),
+                               "build", report, retry_delays(plan),
+                               give_up=lambda error: not _registry_failed(plan, error))
     except CommandError as error:
         if error.exit_code is None:
             raise  # docker did not even start: the runner's message says why
@@ -277,19 +313,21 @@ def _build_one(plan: Plan, runner: Runner, item: Build, what: str):
     return StageResult.from_log(item.name, log, result.seconds), log
 
 
-def push(plan: Plan, runner: Runner, report: Report) -> None:
-    """Push the cache images of the main cache location, all or nothing.
+def push(plan: Plan, runner: Runner, report: Report, images=None) -> None:
+    """Push the cache images of the main cache location (or just ``images``),
+    all or nothing.
 
     An image the registry already holds (same image id) is not pushed again.
     """
     _require_cache_repo(plan, "push")
     write_files(plan, [PUSH_PULL_FILE])
-    to_push = list(plan.pushed)
+    wanted = list(plan.pushed if images is None else images)
+    to_push = wanted
     if not runner.dry:
         local = _local_images(plan, runner)
-        held = registry_ids(plan, runner, plan.pushed)
+        held = registry_ids(plan, runner, wanted, report)
         # Not built here but in the registry: a BuildKit build found it current.
-        missing = [i for i in plan.pushed if i not in local and not held[i].startswith("sha256:")]
+        missing = [i for i in wanted if i not in local and not held[i].startswith("sha256:")]
         if missing:
             raise ConfigError(
                 f"nothing pushed: {len(missing)} cache image(s) are not built yet, "
@@ -297,38 +335,117 @@ def push(plan: Plan, runner: Runner, report: Report) -> None:
             )
         current = _current_in_registry(plan, report)
         report.push_skipped = [
-            i for i in plan.pushed
+            i for i in wanted
             if i not in local or held[i] == local[i] or (i in current and i in held
                                                           and held[i].startswith("sha256:"))
         ]
-        to_push = [image for image in plan.pushed if image not in report.push_skipped]
+        to_push = [image for image in wanted if image not in report.push_skipped]
         for image in report.push_skipped:
             runner.say(f"  already in the registry, not pushed: {image}")
         if not to_push:
             runner.say("every cache image is in the registry already: nothing to push")
             return
     argv = push_services(plan, to_push)
+    host = registry_host(plan.cache_repo)
     try:
-        result = _with_retries(runner, lambda: runner.run(argv, env=plan.push_env),
-                               "push", report)
+        # A registry may fail a push now and then (docker-registry 2.8 does
+        # with parallel pushes of one layer); the retry finds the layers
+        # stored and pushes the rest. A refused login is not retried.
+        result = _with_retries(runner, lambda: runner.run(argv, env=plan.push_env), "push",
+                               report, retry_delays(plan), give_up=_needs_login)
     except CommandError as error:
         if error.exit_code is None:
             raise
+        image = _failed_image(error.tail, to_push)
+        if _needs_login(error):
+            raise CommandError(
+                f"pushing {image} failed: the registry {host} refused the push without "
+                f"valid credentials; run `docker login {host}` (with the docker config "
+                "this job uses) and try again",
+                error.argv, error.exit_code, error.tail,
+            ) from None
+        why = registry_trouble(error.tail) or error.last_line
         raise CommandError(
-            f"pushing the cache to {plan.cache_repo} failed (exit code {error.exit_code}; "
-            "compose's output above names the image): check that the registry is "
-            "reachable and that `docker login` was run for it",
+            f"pushing {image} to the registry {host} failed ({why}); nothing after it "
+            "was pushed; the built images are still tagged here. Check that the registry "
+            "is reachable, or try --retries",
             error.argv, error.exit_code, error.tail,
         ) from None
     if result.ran:
         report.pushed.extend(to_push)
 
 
-# Seconds to wait before each retry of a push.
-# NOTE: a registry may fail a push now and then (docker-registry 2.8 did with
-# parallel pushes of shared layers, see plan.PUSH_ENV); a retry finds the
-# layers already there and pushes the rest. Configurable retries: issue 5.
-PUSH_RETRY_DELAYS = (1.0, 3.0)
+def _registry_failed(plan: Plan, error: CommandError) -> bool:
+    """Whether a failed build's output blames the cache registry."""
+    if not plan.cache_repo:
+        return False
+    host = registry_host(plan.cache_repo)
+    return any(host in line and registry_trouble(line) for line in error.tail.splitlines())
+
+
+def push_partial(plan: Plan, runner: Runner, report: Report, error: CommandError) -> None:
+    """After a failed build, push the cache images of the stages that were
+    built, so the next attempt starts warmer; never the final image's.
+
+    Only what this run built is pushed: a stage image left on the runner by
+    an earlier run is not this run's, and may not match its sources. Under
+    BuildKit the service is built first, so its stages have no images yet:
+    those that do not need the stage that failed are built now, from what
+    the failed build left in BuildKit's cache.
+    """
+    if plan.builder == "buildkit":
+        failed = _failed_stage(error.tail)
+        built = {r.name for r in report.stages}
+        for item in plan.builds:
+            if (item.only_if_changed and item.name not in built and failed
+                    and failed != item.name and failed not in plan.stage_needs.get(item.name, ())):
+                result, _ = _build_one(plan, runner, item, _describe(plan, item.name), report)
+                _record(report.stages, result)
+    done = {r.name for r in report.stages if r.built}
+    images = [image for stage, image in plan.cache_images.stages.items() if stage in done]
+    recipes = {r.name for r in report.recipes}
+    images += [image for recipe, image in plan.cache_images.recipes.items() if recipe in recipes]
+    if not images:
+        runner.say("--push-partial: no stage was built before the failure: nothing to push")
+        return
+    runner.say(f"--push-partial: pushing the cache images of the {len(images)} stage(s) "
+               "built before the failure (never the final image)")
+    push(plan, runner, report, images)
+
+
+# BuildKit names the failed step: " > [build 2/2] RUN false:" (its stage first).
+_FAILED_STEP = re.compile(r"^\s*> \[(?:\S+ )?(\S+) \d+/\d+\] ")
+
+
+def _failed_stage(tail: str) -> Optional[str]:
+    for line in reversed(tail.splitlines()):
+        found = _FAILED_STEP.match(line)
+        if found:
+            return found.group(1).lower()
+    return None
+
+
+def registry_host(image: str) -> str:
+    """The registry part of an image or repository name (docker.io if none)."""
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
+def _needs_login(error: CommandError) -> bool:
+    tail = error.tail.lower()
+    return any(word in tail for word in ("unauthorized", "authentication required",
+                                         "no basic auth credentials", "denied"))
+
+
+def _failed_image(tail: str, images) -> str:
+    """The image compose's output names in its last lines, else the first one."""
+    for line in reversed(tail.splitlines()):
+        for image in images:
+            if image in line or image.rsplit(":", 1)[-1] in line:
+                return image
+    return images[0] if images else "the cache"
 
 
 def _current_in_registry(plan: Plan, report: Report) -> set:
@@ -349,17 +466,17 @@ def _current_in_registry(plan: Plan, report: Report) -> set:
             for image in item.images}
 
 
-def _with_retries(runner: Runner, attempt, what: str, report: Report):
-    for delay in PUSH_RETRY_DELAYS:
+def _with_retries(runner: Runner, attempt, what: str, report: Report, delays,
+                  give_up=lambda error: False):
+    """``attempt()``, tried again after each of ``delays`` while it fails with
+    a command error that ``give_up`` does not call final."""
+    for delay in delays:
         try:
             return attempt()
         except CommandError as error:
-            if error.exit_code is None:
+            if error.exit_code is None or give_up(error):
                 raise
-            report.retries[what] = report.retries.get(what, 0) + 1
-            runner.say(f"warning: {what} failed (exit code {error.exit_code}); "
-                       f"trying again in {delay:.0f}s")
-            time.sleep(delay)
+            _note_retry(runner, report, what, f"exit code {error.exit_code}", delay)
     return attempt()
 
 

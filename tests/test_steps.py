@@ -82,10 +82,10 @@ def test_registry_trouble_in_no_output_is_none():
 # -- write_files --------------------------------------------------------------------
 
 
-def layers_plan(workdir, cache_repo="team/cache"):
+def layers_plan(workdir, cache_repo="team/cache", **flags):
     settings = Settings.resolve({}, {
         "compose_files": ["/srv/layers/docker-compose.yml"], "service": "app",
-        "cache_repo": cache_repo,
+        "cache_repo": cache_repo, **flags,
     })
     return make_plan(settings, LAYERS_CONFIG, LAYERS_DOCKERFILE, str(workdir))
 
@@ -186,7 +186,7 @@ BUILDKIT = choose("buildkit", DockerFacts("20.10.24", "20.10.24"))
 def buildkit_layers_plan(workdir):
     settings = Settings.resolve({}, {
         "compose_files": ["/srv/layers/docker-compose.yml"], "service": "app",
-        "cache_repo": "127.0.0.1:5000/team/cache",
+        "cache_repo": "127.0.0.1:5000/team/cache", "retry_delay": "0",
     })
     return make_plan(settings, LAYERS_CONFIG, LAYERS_DOCKERFILE, str(workdir), None,
                      BUILDKIT, DockerFacts("20.10.24", "20.10.24"))
@@ -243,9 +243,8 @@ def test_push_of_an_image_neither_built_nor_in_the_registry_pushes_nothing(tmp_p
     assert pushed_services(runner) == []
 
 
-def test_a_push_that_fails_once_is_retried_and_the_retry_counted(tmp_path, monkeypatch):
-    monkeypatch.setattr(steps, "PUSH_RETRY_DELAYS", (0.0, 0.0))
-    plan = layers_plan(tmp_path)
+def test_a_push_that_fails_once_is_retried_and_the_retry_counted(tmp_path):
+    plan = layers_plan(tmp_path, retry_delay="0")
     runner = StandInRunner(plan, local={i: "sha256:x" for i in plan.pushed},
                            push_failures=1)
     report = Report()
@@ -258,9 +257,8 @@ def test_a_push_that_fails_once_is_retried_and_the_retry_counted(tmp_path, monke
     assert plan.push_env == {"COMPOSE_PARALLEL_LIMIT": "4"}
 
 
-def test_a_push_that_keeps_failing_counts_every_retry_and_fails(tmp_path, monkeypatch):
-    monkeypatch.setattr(steps, "PUSH_RETRY_DELAYS", (0.0, 0.0))
-    plan = layers_plan(tmp_path)
+def test_a_push_that_keeps_failing_counts_every_retry_and_fails(tmp_path):
+    plan = layers_plan(tmp_path, retry_delay="0")
     runner = StandInRunner(plan, local={i: "sha256:x" for i in plan.pushed},
                            push_failures=3)
     report = Report()
@@ -268,7 +266,8 @@ def test_a_push_that_keeps_failing_counts_every_retry_and_fails(tmp_path, monkey
     with pytest.raises(CommandError) as error:
         push(plan, runner, report)
 
-    assert str(error.value).startswith("pushing the cache to team/cache failed (exit code 1")
+    assert str(error.value).startswith(
+        f"pushing {plan.pushed[0]} to the registry docker.io failed (")
     assert report.retries == {"push": 2}
     assert report.pushed == []
 
@@ -336,10 +335,12 @@ def test_under_buildkit_a_registry_in_trouble_is_a_warning_naming_why(tmp_path):
     pull(plan, runner, report)
 
     assert report.missing == list(plan.pushed)
-    assert runner.said[1] == (
+    assert f"warning: registry check failed ({why}); trying again in 0s" in runner.said
+    assert (
         f"warning: the registry did not answer as a missing cache would ({why}); "
         "building without that cache. Check --cache-repo and `docker login`"
-    )
+    ) in runner.said
+    assert report.retries == {"registry check": 2}
 
 
 SERVICE_ALL_CACHED = (
@@ -432,3 +433,10 @@ def test_a_classic_build_writes_the_pruned_dockerfiles_it_reads(tmp_path):
         plan.files["app.pruned-4.Dockerfile"]
     )
     assert runner.ran[-1][3] == str(tmp_path / "app.pruned-4.Dockerfile")
+
+
+def test_retries_and_their_delay_come_from_the_settings_and_double(tmp_path):
+    plan = layers_plan(tmp_path, retries="3", retry_delay="0.5")
+
+    assert steps.retry_delays(plan) == [0.5, 1.0, 2.0]
+    assert steps.retry_delays(layers_plan(tmp_path, retries="0")) == []
