@@ -36,7 +36,7 @@ after the ``FROM`` line, e.g. ``FROM cilocal/recipe:hello AS hello (build trigge
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,9 @@ class BuildStep:
     # The stage BuildKit names the step with ("stage-5" for an unnamed one);
     # None from the legacy builder, which prints no stage.
     stage: str | None = None
+    # How long it ran, as BuildKit prints it ("#11 DONE 2.1s"); None from the
+    # legacy builder, which prints no times, and for a cached step.
+    seconds: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,7 @@ def _parse_legacy(lines: list[str]) -> list[BuildStep]:
 _FINISHED = re.compile(r"^(Successfully built [0-9a-f]+|#\d+ writing image sha256:)")
 _VERTEX = re.compile(r"^#(\d+) \[(?:[^\]]*?(\S+)\s)?\d+/\d+\] (.+)$")
 _CACHED = re.compile(r"^#(\d+) CACHED\s*$")
+_DONE = re.compile(r"^#(\d+) DONE (\d+(?:\.\d+)?)s\s*$")
 
 
 def _parse_buildkit(lines: list[str]) -> list[BuildStep]:
@@ -154,6 +158,7 @@ def _parse_buildkit(lines: list[str]) -> list[BuildStep]:
     # steps are keyed on the vertex number, in the order they first appear.
     instructions: dict[str, tuple[str | None, str]] = {}
     cached: set[str] = set()
+    seconds: dict[str, float] = {}
     for line in lines:
         vertex = _VERTEX.match(line)
         if vertex:
@@ -162,8 +167,13 @@ def _parse_buildkit(lines: list[str]) -> list[BuildStep]:
         hit = _CACHED.match(line)
         if hit:
             cached.add(hit[1])
+            continue
+        done = _DONE.match(line)
+        if done:
+            seconds[done[1]] = float(done[2])
     return [
-        BuildStep(instruction, number in cached, stage)
+        BuildStep(instruction, number in cached, stage,
+                  None if number in cached else seconds.get(number))
         for number, (stage, instruction) in instructions.items()
         if _keyword(instruction) != "FROM"
     ]

@@ -12,13 +12,16 @@ class StageResult:
     name: str
     cached: bool  # every step of the build came from cache
     seconds: float
-    steps: List[Dict] = field(default_factory=list)  # [{"instruction", "cached"}]
+    # [{"instruction", "cached", "seconds"}]; seconds only from BuildKit, for
+    # a step that ran.
+    steps: List[Dict] = field(default_factory=list)
     # False: not built, its cache image in the registry is still right.
     built: bool = True
 
     @classmethod
     def from_log(cls, name: str, log: BuildLog, seconds: float) -> "StageResult":
-        steps = [{"instruction": s.instruction, "cached": s.cached} for s in log.steps]
+        steps = [{"instruction": s.instruction, "cached": s.cached, "seconds": s.seconds}
+                 for s in log.steps]
         return cls(name, log.cached, round(seconds, 3), steps)
 
 

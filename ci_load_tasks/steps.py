@@ -255,18 +255,21 @@ def _credit_stages(results, logs, service: str) -> None:
     finds all of it in the local cache; its steps, named with the stage in
     BuildKit's log, tell whether the stage really came from the cache.
     """
-    own_steps = {}  # stage -> instruction -> cached in every build it was in
+    own_steps = {}  # stage -> instruction -> (cached in every build, seconds it ran)
     for log in logs:
         for step in log.steps if log else ():
             if step.stage:
                 steps = own_steps.setdefault(step.stage.lower(), {})
-                steps[step.instruction] = steps.get(step.instruction, True) and step.cached
+                cached, seconds = steps.get(step.instruction, (True, None))
+                steps[step.instruction] = (cached and step.cached,
+                                           seconds if seconds is not None else step.seconds)
     for result in results:
         steps = own_steps.get(result.name)
         if result.name == service or steps is None:
             continue
-        result.steps = [{"instruction": i, "cached": c} for i, c in steps.items()]
-        result.cached = all(steps.values())
+        result.steps = [{"instruction": i, "cached": c, "seconds": None if c else s}
+                        for i, (c, s) in steps.items()]
+        result.cached = all(c for c, _ in steps.values())
 
 
 def _ran_steps(stage: str, logs) -> bool:

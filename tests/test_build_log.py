@@ -482,3 +482,16 @@ def test_a_finished_build_of_a_stage_that_is_only_a_from_line_ran_nothing_so_is_
     )
 
     assert (log.steps, log.cached) == ((), True)
+
+
+def test_buildkit_step_times_are_read_for_the_steps_that_ran():
+    log = parse_build_output(
+        "#5 [build 1/2] COPY src/ /src/\n#5 DONE 0.1s\n"
+        "#6 [build 2/2] RUN make\n#6 0.512 compiling\n#6 DONE 3.1s\n"
+        "#7 [stage-2 2/2] COPY --from=build /out /out\n#7 CACHED\n"
+        "#8 writing image sha256:abc done\n"
+    )
+
+    assert [(s.instruction, s.seconds) for s in log.steps] == [
+        ("COPY src/ /src/", 0.1), ("RUN make", 3.1), ("COPY --from=build /out /out", None),
+    ]

@@ -362,7 +362,7 @@ def test_under_buildkit_a_stage_is_not_built_when_its_cache_image_is_current(tmp
     ]
     # The stage's steps are what the service's build did with them.
     assert report.stages[2].steps == [{"instruction": "RUN echo built > /built",
-                                       "cached": True}]
+                                       "cached": True, "seconds": None}]
 
 
 def test_under_buildkit_a_stage_is_built_when_the_registry_lacks_it_or_it_ran(tmp_path):
