@@ -11,6 +11,7 @@ stopped again (also at interpreter exit).
 from __future__ import annotations
 
 import atexit
+import base64
 import glob
 import importlib.util
 import json
@@ -494,43 +495,71 @@ class Registry:
     """A private docker-registry (distribution 2.8) on a free loopback port.
 
     dockerd treats 127.0.0.0/8 as insecure by default, so plain HTTP works.
+
+    ``login=(user, password)`` makes it require that login (htpasswd auth,
+    bcrypt hash; needs the ``bcrypt`` module of the test extra);
+    ``readonly=True`` makes it refuse every push (distribution's maintenance
+    mode), while pulls still work. ``stop()`` keeps the data and the port
+    number, and ``restart()`` serves them again: a registry that went away
+    and came back.
     """
 
-    def __init__(self, root: Path, port: int):
+    def __init__(self, root: Path, port: int, *, login: tuple | None = None,
+                 readonly: bool = False):
         self.root = Path(root).resolve()
         self.port = port
         self.config = self.root / "config.yml"
         self.log = self.root / "registry.log"
+        self.htpasswd = self.root / "htpasswd"
+        self.login = tuple(login) if login else None
+        self.readonly = readonly
         self._proc: subprocess.Popen | None = None
 
     @classmethod
-    def start(cls, root: Path, *, timeout: float = 30) -> Registry:
+    def start(cls, root: Path, *, timeout: float = 30, login: tuple | None = None,
+              readonly: bool = False) -> Registry:
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         for attempt in range(3):
-            reg = cls(root, _free_port())
+            reg = cls(root, _free_port(), login=login, readonly=readonly)
             reg._write_config()
-            atexit.register(reg.stop)
-            reg._proc = _spawn(
-                ["docker-registry", "serve", reg.config], reg.log, _daemon_env()
-            )
             try:
-                _wait_for(
-                    reg._answers,
-                    what="docker-registry",
-                    timeout=timeout,
-                    proc=reg._proc,
-                    log=reg.log,
-                )
+                reg._serve(timeout)
                 return reg
             except BaseException as exc:
-                reg.stop()
                 # Another process may have taken the port between our probe and
                 # the registry's bind; try another one.
                 busy = "address already in use" in reg.log.read_text(errors="replace")
                 if not (busy and attempt < 2 and isinstance(exc, DevkitError)):
                     raise
         raise AssertionError("unreachable")
+
+    def restart(self, *, timeout: float = 30) -> None:
+        """Serve the same data on the same port again after stop()."""
+        if self.running:
+            return
+        self._serve(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def _serve(self, timeout: float) -> None:
+        atexit.register(self.stop)
+        self._proc = _spawn(
+            ["docker-registry", "serve", self.config], self.log, _daemon_env()
+        )
+        try:
+            _wait_for(
+                self._answers,
+                what="docker-registry",
+                timeout=timeout,
+                proc=self._proc,
+                log=self.log,
+            )
+        except BaseException:
+            self.stop()
+            raise
 
     @property
     def address(self) -> str:
@@ -566,7 +595,11 @@ class Registry:
         return f"Registry(address={self.address}, root={self.root})"
 
     def _get(self, path: str) -> dict:
-        with _HTTP.open(f"http://{self.address}{path}", timeout=10) as resp:
+        request = urllib.request.Request(f"http://{self.address}{path}")
+        if self.login:
+            token = base64.b64encode(":".join(self.login).encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        with _HTTP.open(request, timeout=10) as resp:
             return json.load(resp)
 
     def _answers(self) -> bool:
@@ -593,6 +626,20 @@ class Registry:
                 "secret": secrets.token_hex(16),
             },
         }
+        if self.readonly:
+            config["storage"]["maintenance"] = {"readonly": {"enabled": True}}
+        if self.login:
+            import bcrypt  # the test extra; only a registry with a login needs it
+
+            user, password = self.login
+            digest = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5))
+            # Only the hash is written; the file is ours alone all the same.
+            descriptor = os.open(self.htpasswd, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with open(descriptor, "w") as file:
+                file.write(f"{user}:{digest.decode()}\n")
+            config["auth"] = {
+                "htpasswd": {"realm": "devkit", "path": os.fspath(self.htpasswd)}
+            }
         self.config.write_text(json.dumps(config, indent=2) + "\n")
 
 
