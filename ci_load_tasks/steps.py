@@ -151,9 +151,15 @@ def _registry_answer(code: int, output: str) -> str:
         try:
             return json.loads(output)["config"]["digest"]
         except (ValueError, KeyError, TypeError):
-            pass  # a manifest list or something else: no id to compare
-    trouble = registry_trouble(output)
-    return f"trouble: {trouble}" if trouble else "missing"
+            return "missing"  # a manifest list or something else: no id to compare
+    lowered = output.lower()
+    # Only these say the image is not there; any other failure (a reset, a
+    # 503 that docker then reports as "unsupported manifest format", a login
+    # refused) says nothing about the image, and is tried again.
+    if any(word in lowered for word in ("no such manifest", "manifest unknown")):
+        return "missing"
+    last = (output.strip().splitlines() or [f"exit code {code}"])[-1].strip()
+    return f"trouble: {registry_trouble(output) or last}"
 
 
 def retry_delays(plan: Plan) -> list:
@@ -173,7 +179,8 @@ def _note_retry(runner: Runner, report: Report, what: str, why: str, delay: floa
 # an ordinary missing cache, which is the safe side.
 _TROUBLE = ("connection refused", "connection reset", "no such host", "i/o timeout",
             "timeout exceeded", "unexpected eof", ": eof", "broken pipe", "unauthorized",
-            "denied", "x509:", "tls:", "server gave http response to https client",
+            "denied", "no basic auth credentials", "authentication required",
+            "x509:", "tls:", "server gave http response to https client",
             "500 internal server error", "502 bad gateway", "503 service unavailable",
             "504 gateway", "received unexpected http status: 5", "toomanyrequests")
 
