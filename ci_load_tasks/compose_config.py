@@ -102,7 +102,7 @@ def service_image(config: dict, name: str, files: Sequence[str]) -> str:
         known = ", ".join(sorted(all_services)) or "none"
         raise ConfigError(
             f"other service {name!r} is not defined in {describe_files(files)} "
-            f"(services there: {known})"
+            f"(services there: {known}); check --other-service"
         )
     image = (all_services[name] or {}).get("image")
     if not image:

@@ -147,5 +147,6 @@ def _check_repository(repo: str, given: str, what: str) -> None:
             hint = " (repository names must be lower case)" if component.lower() != component else ""
             raise ConfigError(
                 f"{what} {given!r}: {component!r} is not a valid repository "
-                f"path component{hint}"
+                f"path component{hint}; use lower-case letters, digits and single "
+                "'.', '_' or '-' between them"
             )

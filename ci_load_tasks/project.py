@@ -7,6 +7,7 @@ Dockerfile from disk.
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -54,7 +55,9 @@ def check_compose(runner: Runner, compose: Sequence[str]) -> None:
     asked at once: each costs compose's start-up.
     """
     probe = [*compose, "ci-load-probe-no-such-command"]
-    version = [*compose, "version", "--short"]
+    # Not --short: a docker without the compose plugin takes that flag as
+    # its own and hides the real reason.
+    version = [*compose, "version"]
     (probe_code, _), (version_code, answer) = runner.run_all([probe, version], echo=False)
     if probe_code == 0:
         raise CommandError(
@@ -63,13 +66,15 @@ def check_compose(runner: Runner, compose: Sequence[str]) -> None:
             "site-packages/compose/docker-compose), not a wrapper", tuple(probe),
         )
     if version_code != 0:
-        last = (answer.strip().splitlines() or ["no output"])[-1]
+        last = (answer.strip().splitlines() or ["no output"])[0]
         raise CommandError(
             f"'{shell_line(version)}' failed ({last}): install Compose v2 as a docker "
             "plugin (docker-compose-plugin), or point --compose / ci_load.compose at it",
             tuple(version), version_code,
         )
-    found = answer.strip().splitlines()[-1].lstrip("v") if answer.strip() else "?"
+    # "Docker Compose version v2.40.3", or v1's "docker-compose version 1.29.2, build …"
+    numbers = re.search(r"(\d+\.\d+(?:\.\d+)?)", answer)
+    found = numbers.group(1) if numbers else (answer.strip() or "?")
     if major_version(found) < 2:
         raise CommandError(
             f"{shell_line(compose)} is Compose {found}; ci-load needs Compose v2 "
@@ -139,7 +144,10 @@ def read_inputs(settings: Settings, runner: Runner) -> Inputs:
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read Dockerfile {build.dockerfile}: {error}") from None
     if not dockerfile_text.strip():
-        raise ConfigError(f"Dockerfile {build.dockerfile} is empty")
+        raise ConfigError(
+            f"Dockerfile {build.dockerfile} is empty: give it a FROM line, or check "
+            f"build.dockerfile of service {settings.service!r}"
+        )
 
     recipe_config = None
     if settings.recipe_repo and settings.recipe_compose:

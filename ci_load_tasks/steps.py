@@ -308,6 +308,10 @@ def _build_one(plan: Plan, runner: Runner, item: Build, what: str, report: Repor
     except CommandError as error:
         if error.exit_code is None:
             raise  # docker did not even start: the runner's message says why
+        failed = _failed_stage(error.tail) if plan.builder == "buildkit" else None
+        if failed and failed != item.name:
+            # BuildKit built that stage inside this build: name where it broke.
+            what = f"{what}, in its stage {failed}"
         raise CommandError(
             f"building {what} failed with exit code {error.exit_code}; its output "
             f"ends above. The command was: {shell_line(item.argv, plan.build_env)}",

@@ -541,7 +541,7 @@ def test_a_compose_that_exits_0_for_an_unknown_command_is_refused_before_anythin
     # Only the probe: `compose version` runs only once `compose config` failed.
     # Both questions at once, so in either order.
     assert sorted(calls.read_text().splitlines()) == [
-        "ci-load-probe-no-such-command", "version --short",
+        "ci-load-probe-no-such-command", "version",
     ]
 
 
@@ -567,7 +567,7 @@ def test_a_docker_without_a_compose_plugin_is_an_error_naming_the_fix(inv, stand
     assert "Traceback" not in result.stderr
     # compose's own message is quoted in ci-load's one line
     assert result.stderr.splitlines() == [
-        f"ci-load plan: '{docker} compose version --short' failed (docker: 'compose' is "
+        f"ci-load plan: '{docker} compose version' failed (docker: 'compose' is "
         "not a docker command.): install Compose v2 as a docker plugin "
         "(docker-compose-plugin), or point --compose / ci_load.compose at it",
     ]
