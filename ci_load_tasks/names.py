@@ -14,9 +14,13 @@ from typing import Dict, Iterable, Optional, Tuple
 from .errors import ConfigError
 
 # Docker's reference grammar, reduced to what a cache location may hold.
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_HOST = re.compile(r"^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
+# Docker's reference grammar (distribution/reference); used with fullmatch.
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_HOST_PART = r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
+_HOST = re.compile(rf"(?:{_HOST_PART}(?:\.{_HOST_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?")
+# A repository name, host included, may be at most this long.
+MAX_NAME_LENGTH = 255
 
 MAX_TAG_LENGTH = 128
 
@@ -57,7 +61,7 @@ class CacheLocation:
         else:
             repo, prefix = text, None
         _check_repository(repo, text, what)
-        if prefix is not None and not _TAG.match(prefix):
+        if prefix is not None and not _TAG.fullmatch(prefix):
             raise ConfigError(
                 f"{what} {text!r}: tag prefix {prefix!r} may hold only "
                 "letters, digits, '_', '.' and '-' and must not start with '.' or '-'"
@@ -121,7 +125,7 @@ def fit_tag(tag: str) -> str:
     readable head and ends in a hash of the whole, so two long names that
     share a head still differ.
     """
-    tag = re.sub(r"[^A-Za-z0-9_.-]", "_", tag)
+    tag = re.sub(r"[^A-Za-z0-9_.-]", "_", tag) or "_"
     if tag[:1] in (".", "-"):
         tag = "_" + tag[1:]
     if len(tag) <= MAX_TAG_LENGTH:
@@ -133,17 +137,22 @@ def fit_tag(tag: str) -> str:
 def _check_repository(repo: str, given: str, what: str) -> None:
     if not repo:
         raise ConfigError(f"{what} {given!r} has no repository name")
+    if len(repo) > MAX_NAME_LENGTH:
+        raise ConfigError(
+            f"{what} {given[:40]!r}… is {len(repo)} characters; docker allows "
+            f"{MAX_NAME_LENGTH} for a repository name: use a shorter one"
+        )
     parts = repo.split("/")
     # Like docker: the first component is a registry host when it has a '.'
     # or a ':' or is 'localhost'.
     if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
         host, path = parts[0], parts[1:]
-        if not _HOST.match(host):
+        if not _HOST.fullmatch(host):
             raise ConfigError(f"{what} {given!r}: {host!r} is not a valid registry host")
     else:
         path = parts
     for component in path:
-        if not _PATH_COMPONENT.match(component):
+        if not _PATH_COMPONENT.fullmatch(component):
             hint = " (repository names must be lower case)" if component.lower() != component else ""
             raise ConfigError(
                 f"{what} {given!r}: {component!r} is not a valid repository "

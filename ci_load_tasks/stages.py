@@ -99,10 +99,15 @@ def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str
     unless ``reused_names``: BuildKit takes the later one for the name, so
     the earlier one is kept as an unnamed stage (``#N``), named in ``notes``.
     """
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ConfigError(f"{path}:{line}: the Dockerfile holds a NUL character; "
+                          "remove it (docker cannot read such a file either)")
     try:
-        commands = buildkit_parser.parse_string(text)
+        commands = buildkit_parser.parse_string(_ascii_only(text))
     except buildkit_parser.GoParseError as error:
-        raise ConfigError(f"{path}: cannot parse the Dockerfile: {error}") from None
+        reason = " ".join(str(error).split())  # one line, whatever the parser said
+        raise ConfigError(f"{path}: cannot parse the Dockerfile: {reason}") from None
 
     global_args: Dict[str, str] = dict(platform or {})
     # Reference lookups see no stage that a named context stands in for.
@@ -147,6 +152,18 @@ def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str
             [*header_buildkit_only, *(b for s in stages for b in s.buildkit_only)])),
         header_buildkit_only=tuple(header_buildkit_only),
     )
+
+
+def _ascii_only(text: str) -> str:
+    """``text`` with each non-ASCII character as ``?``.
+
+    NOTE: the parser binding garbles non-ASCII text in flags (``--from=ü``
+    came back as ``--from=Ã¼``), fails on some of it, and aborts the process
+    on a lone surrogate. What ci-load reads (stage names, image references,
+    flag names) is ASCII in any Dockerfile docker builds, and one character
+    for one keeps every line and column where it was.
+    """
+    return text if text.isascii() else re.sub(r"[^\x00-\x7f]", "?", text)
 
 
 def platform_args(os_name: str, arch: str, variant: str = "") -> Dict[str, str]:
@@ -400,32 +417,79 @@ _OPERATORS = (":-", ":+", "-", "+")  # the ones Docker allows in FROM
 
 def expand_args(text: str, values: Mapping[str, str], where: str = "") -> str:
     """Substitute ``$NAME``, ``${NAME}``, ``${NAME:-word}``, ``${NAME-word}``,
-    ``${NAME:+word}`` and ``${NAME+word}``, the forms Docker allows in ``FROM``.
+    ``${NAME:+word}`` and ``${NAME+word}``, the forms Docker allows in ``FROM``;
+    a word may hold variables of its own (``${A:-${B}}``).
 
-    An unknown name becomes empty, as in Docker. Another form (``${X:?msg}``,
-    ``${X#prefix}``) is refused rather than guessed at.
+    An unknown name becomes empty, as in Docker; a ``$`` before anything but
+    a name or ``{`` stays. Another form (``${X:?msg}``, ``${X#prefix}``) or an
+    unclosed ``${`` is refused rather than guessed at.
     """
+    found = []
+    i = 0
+    while i < len(text):
+        if text[i] != "$":
+            found.append(text[i])
+            i += 1
+        elif text.startswith("${", i):
+            end = _closing_brace(text, i + 2)
+            if end is None:
+                raise ConfigError(f"{where}: {text[i:]!r} has no closing '}}'; close the "
+                                  "variable with '}' as docker requires")
+            found.append(_expand_braced(text[i:end + 1], values, where))
+            i = end + 1
+        else:
+            name = _NAME.match(text, i + 1)
+            if name:
+                found.append(values.get(name.group(0), ""))
+                i = name.end()
+            else:
+                found.append("$")
+                i += 1
+    return "".join(found)
 
-    def substitute(match):
-        name = match.group("braced") or match.group("plain")
-        rest = match.group("rest") or ""
-        op = next((o for o in _OPERATORS if rest.startswith(o)), "")
-        word = rest[len(op):]
-        if rest and not op:
-            raise ConfigError(
-                f"{where}: {match.group(0)!r} uses a form of variable ci-load does "
-                "not expand; use $NAME, ${NAME}, ${NAME:-default} or ${NAME:+alt}"
-            )
-        is_set = name in values
-        value = values.get(name, "")
-        if op == ":-":
-            return value or word
-        if op == "-":
-            return value if is_set else word
-        if op == ":+":
-            return word if value else ""
-        if op == "+":
-            return word if is_set else ""
-        return value
 
-    return _VARIABLE.sub(substitute, text)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _closing_brace(text: str, start: int) -> Optional[int]:
+    """Where the ``}`` closing a ``${`` opened just before ``start`` is."""
+    depth = 1
+    i = start
+    while i < len(text):
+        if text.startswith("${", i):
+            depth += 1
+            i += 2
+            continue
+        if text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return None
+
+
+def _expand_braced(expression: str, values: Mapping[str, str], where: str) -> str:
+    """One ``${…}`` expression, its braces included."""
+    inner = expression[2:-1]
+    name = _NAME.match(inner)
+    if not name:
+        raise ConfigError(f"{where}: {expression!r} names no variable; write ${{NAME}}")
+    rest = inner[name.end():]
+    op = next((o for o in _OPERATORS if rest.startswith(o)), "")
+    if rest and not op:
+        raise ConfigError(
+            f"{where}: {expression!r} uses a form of variable ci-load does "
+            "not expand; use $NAME, ${NAME}, ${NAME:-default} or ${NAME:+alt}"
+        )
+    word = expand_args(rest[len(op):], values, where) if op else ""
+    is_set = name.group(0) in values
+    value = values.get(name.group(0), "")
+    if op == ":-":
+        return value or word
+    if op == "-":
+        return value if is_set else word
+    if op == ":+":
+        return word if value else ""
+    if op == "+":
+        return word if is_set else ""
+    return value

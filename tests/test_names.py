@@ -13,6 +13,9 @@ from ci_load_tasks.names import (
     fit_tag,
 )
 
+# What every bad path component's error ends with: what to do.
+FIX = "; use lower-case letters, digits and single '.', '_' or '-' between them"
+
 
 def names_for(location, service="app", version=None, stages=(), recipes=()):
     location = CacheLocation.parse(location)
@@ -200,18 +203,18 @@ def test_a_location_prints_as_it_was_given(text):
         pytest.param(
             "Team/cache",
             "cache location 'Team/cache': 'Team' is not a valid repository path "
-            "component (repository names must be lower case)",
+            "component (repository names must be lower case)" + FIX,
             id="an upper-case repository",
         ),
         pytest.param(
             "127.0.0.1:5000/team/Cache:P",
             "cache location '127.0.0.1:5000/team/Cache:P': 'Cache' is not a valid "
-            "repository path component (repository names must be lower case)",
+            "repository path component (repository names must be lower case)" + FIX,
             id="an upper-case repository behind a registry",
         ),
         pytest.param(
             "team//cache",
-            "cache location 'team//cache': '' is not a valid repository path component",
+            "cache location 'team//cache': '' is not a valid repository path component" + FIX,
             id="an empty path component",
         ),
         pytest.param(
