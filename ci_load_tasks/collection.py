@@ -173,27 +173,33 @@ def workspace(settings: Settings, runner: Runner):
             "give --workdir a directory ci-load may create or write to"
         ) from None
     runner.say(f"work directory: {path}")
-    written = set(os.listdir(path))
+    before = set(os.listdir(path))
+    started = time.time()
     try:
         yield path
     finally:
         if settings.keep:
-            runner.say(f"generated files kept in {path}")
+            runner.say(f"work directory kept (--keep): {path}")
         elif not settings.workdir:
             shutil.rmtree(path, ignore_errors=True)
         else:
-            _remove_new_files(path, written, remove_dir=created)
+            _remove_written_files(path, before, started, remove_dir=created)
 
 
-def _remove_new_files(path: str, before: set, remove_dir: bool) -> None:
-    """Remove what ci-load added to a work directory the user named.
+def _remove_written_files(path: str, before: set, started: float, remove_dir: bool) -> None:
+    """Remove what this run wrote into a work directory the user named: files
+    it added, and its own generated files it wrote again (from an earlier
+    run with --keep). Anything else stays.
 
     NOTE: two runs sharing one --workdir at the same time may remove each
     other's files; give each job its own (the default temporary one is).
     """
     try:
-        for name in set(os.listdir(path)) - before:
-            os.remove(os.path.join(path, name))
+        for name in os.listdir(path):
+            file = os.path.join(path, name)
+            rewritten = os.path.getmtime(file) >= started and steps.written_by_us(file)
+            if name not in before or rewritten:
+                os.remove(file)
         if remove_dir:
             os.rmdir(path)
     except OSError:
@@ -340,7 +346,6 @@ def describe(the_plan: Plan) -> str:
         f"stages to build, in order: {', '.join(the_plan.stages) or '(none)'}",
         f"skipped stages (not needed): {', '.join(the_plan.skipped_stages) or '(none)'}",
         f"recipes:     {', '.join(the_plan.recipes) or '(none)'}",
-        f"builder:     {the_plan.builder} ({the_plan.builder_reason})",
         f"cache repo:  {the_plan.cache_repo or '(none: nothing is pulled or pushed)'}",
         "cache images:",
         f"  final: {images.final}",

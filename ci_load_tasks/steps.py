@@ -28,7 +28,7 @@ def write_files(plan: Plan, names: Iterable[str]) -> None:
     """
     for name in names:
         path = plan.path(name)
-        if os.path.exists(path) and not _written_by_us(path):
+        if os.path.exists(path) and not written_by_us(path):
             raise ConfigError(
                 f"{path} exists and was not written by ci-load; choose another "
                 "--workdir or move that file"
@@ -41,7 +41,7 @@ def write_files(plan: Plan, names: Iterable[str]) -> None:
             raise ConfigError(f"cannot write {path}: {error.strerror}") from None
 
 
-def _written_by_us(path: str) -> bool:
+def written_by_us(path: str) -> bool:
     try:
         with open(path, encoding="utf-8") as file:
             lines = file.read().splitlines()
@@ -379,10 +379,11 @@ def push(plan: Plan, runner: Runner, report: Report, images=None) -> None:
                 error.argv, error.exit_code, error.tail,
             ) from None
         why = registry_trouble(error.tail) or error.last_line
+        tries = 1 + report.retries.get("push", 0)
         raise CommandError(
-            f"pushing {image} to the registry {host} failed ({why}); nothing after it "
-            "was pushed; the built images are still tagged here. Check that the registry "
-            "is reachable, or try --retries",
+            f"pushing {image} to the registry {host} failed ({why}; {tries} "
+            f"{'try' if tries == 1 else 'tries'}); the built images are still tagged here. "
+            "Check that the registry is reachable from this machine",
             error.argv, error.exit_code, error.tail,
         ) from None
     if result.ran:
@@ -415,6 +416,8 @@ def push_partial(plan: Plan, runner: Runner, report: Report, error: CommandError
                     and failed != item.name and failed not in plan.stage_needs.get(item.name, ())):
                 result, _ = _build_one(plan, runner, item, _describe(plan, item.name), report)
                 _record(report.stages, result)
+                if not runner.dry:
+                    report.tagged.extend(item.images)
     done = {r.name for r in report.stages if r.built}
     images = [image for stage, image in plan.cache_images.stages.items() if stage in done]
     recipes = {r.name for r in report.recipes}

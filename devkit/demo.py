@@ -108,15 +108,15 @@ def run_pipeline(
     data["seconds"] = seconds
     cached = sum(1 for s in stages if s.get("cached"))
     not_built = sum(1 for s in stages if s.get("built") is False)
-    print(f"{name:>5}: {seconds:6.1f} s wall, {cached}/{len(stages)} stages from cache "
-          f"({not_built} of them current in the registry, not built), "
-          f"{len(data.get('pushed') or [])} images pushed", flush=True)  # fmt: skip
+    current = f" ({not_built} current in the registry, not built)" if not_built else ""
+    print(f"{name:>5}: {seconds:6.1f} s wall, {cached}/{len(stages)} stages from cache"
+          f"{current}, {len(data.get('pushed') or [])} images pushed", flush=True)  # fmt: skip
     for s in stages:
         how = "cache" if s.get("cached") else "built"
         if s.get("built") is False:
             how = "registry"
         print(
-            f"         {s.get('name', '?'):<30} {how:<5} {s.get('seconds', 0):6.1f} s"
+            f"         {s.get('name', '?'):<30} {how:<8} {s.get('seconds', 0):6.1f} s"
         )
     return data
 
