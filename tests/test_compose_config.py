@@ -257,7 +257,7 @@ def test_another_service_that_is_not_defined_is_an_error_naming_it_and_the_files
 
     assert str(error.value) == (
         "other service 'tset' is not defined in /srv/shop/docker-compose.yml "
-        "(services there: db, shop, shop-build, shop-latest, worker)"
+        "(services there: db, shop, shop-build, shop-latest, worker); check --other-service"
     )
 
 

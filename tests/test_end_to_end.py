@@ -203,8 +203,8 @@ def test_the_work_directory_is_removed_unless_kept(cold, engine, base_image, pro
     # Each stage build of the classic builder reads a copy of the Dockerfile
     # without the stages it does not need (the service's, #5, has no test).
     assert sorted(p.name for p in kept.iterdir()) == [
-        "app.pruned-build.Dockerfile", "app.pruned-deps.Dockerfile", "app.pruned-hello.Dockerfile",
-        "app.pruned-5.Dockerfile", "app.pruned-test.Dockerfile", "recipes.yml", "stages.yml",
+        "app.pruned-5.Dockerfile", "app.pruned-build.Dockerfile", "app.pruned-deps.Dockerfile",
+        "app.pruned-hello.Dockerfile", "app.pruned-test.Dockerfile", "recipes.yml", "stages.yml",
     ]
     assert "AS test" not in (kept / "app.pruned-5.Dockerfile").read_text()
     for name in ("stages.yml",):

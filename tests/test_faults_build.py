@@ -340,6 +340,10 @@ def test_a_signal_stops_the_docker_command_cleans_up_and_pushes_nothing_after_it
     report = tmp_path / "report.json"
     if phase == "pull":
         proxy.hold()  # the registry stops answering: the pull hangs on it
+    if phase == "build":
+        # A fresh runner: with an earlier test's build cache every build
+        # could be over before the signal is sent.
+        fresh_runner(engine)
     run = Running(engine.env(), "ci-load.run", *project_flags(
         project, repo, *BUILDERS[builder], "--push", "--retry-delay", "0",
         "--report", str(report), *(["--keep"] if keep else [])))

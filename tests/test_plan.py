@@ -622,7 +622,8 @@ def test_a_recipe_missing_from_the_recipe_compose_file_is_an_error_naming_both()
         pytest.param(
             "CiLocal/recipe",
             "recipe repo 'CiLocal/recipe': 'CiLocal' is not a valid repository path "
-            "component (repository names must be lower case)",
+            "component (repository names must be lower case); use lower-case letters, "
+            "digits and single '.', '_' or '-' between them",
             id="upper case",
         ),
     ],
