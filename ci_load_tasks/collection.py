@@ -27,7 +27,7 @@ import time
 from contextlib import contextmanager
 from json import dumps  # the plan task has a flag named json
 
-from invoke import Collection, Exit, task
+from invoke import Collection, Exit, Task, task
 
 from . import steps
 from .errors import CiLoadError, CommandError, ConfigError
@@ -103,9 +103,20 @@ def pipeline_task(**own_help):
             for name, (key, text) in SHARED_FLAGS.items()
         }
         help_texts.update(own_help)
-        return task(wrapper, help=help_texts, iterable=REPEATABLE, auto_shortflags=False)
+        return task(wrapper, help=help_texts, iterable=REPEATABLE, auto_shortflags=False,
+                    klass=_Task)
 
     return decorate
+
+
+class _Task(Task):
+    """A task whose ``--compose-file`` is also ``-f``, as for compose itself."""
+
+    def arg_opts(self, name, default, taken_names):
+        opts = super().arg_opts(name, default, taken_names)
+        if name == "compose_file" and "f" not in taken_names:
+            opts["names"].append("f")
+        return opts
 
 
 class Interrupted(KeyboardInterrupt):

@@ -125,8 +125,8 @@ def test_a_tasks_help_lists_every_flag_with_its_help(task, own_flags, inv):
     options = result.stdout.split("Options:\n", 1)[1]
     flags = {}
     for line in options.splitlines():
-        if line.startswith("  --"):  # wrapped help lines are indented further
-            words = line.split()
+        if line.startswith(("  --", "  -f, --")):  # wrapped help lines are indented further
+            words = line.replace("-f, ", "", 1).split()
             flags[words[0].split("=")[0]] = words[1:]
     assert sorted(flags) == sorted(SHARED_FLAGS + own_flags)
     assert [flag for flag, text in flags.items() if not text] == []
