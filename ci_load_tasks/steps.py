@@ -211,7 +211,9 @@ def restore_recipes(plan: Plan, runner: Runner, report: Report) -> None:
 
 
 def build(plan: Plan, runner: Runner, report: Report) -> None:
-    """Build each stage in order, then the service; tag the other services."""
+    """Build what the plan lists, in its order (classic: the stages, then the
+    service; BuildKit: the service and target stages first, then each other
+    stage only if it changed or the registry lacks it); tag the other services."""
     if plan.buildkit_only:
         raise ConfigError(
             f"{plan.dockerfile} uses syntax only BuildKit builds, first at "
