@@ -1,8 +1,9 @@
 """This repo's tasks: the ci-load collection, as a user adds it, plus dev tasks.
 
-``inv ci-load.<step>`` runs ci-load itself; ``inv test`` runs the test suite
-and ``inv demo`` runs the pipeline on ``examples/`` against a private Docker
-engine and registry (see README.md).
+``inv ci-load.<step>`` runs ci-load itself; ``inv test`` runs the test suite,
+``inv lint`` the code-health checks (ruff, mypy), and ``inv demo`` runs the
+pipeline on ``examples/`` against a private Docker engine and registry (see
+README.md).
 """
 
 import sys
@@ -27,11 +28,20 @@ def test(c, args=""):
 
 
 @task
+def lint(c):
+    """Check code health: ruff (lint and format) over the repo, mypy over the package."""
+    with c.cd(REPO):
+        c.run(f"{sys.executable} -m ruff check .", pty=False)
+        c.run(f"{sys.executable} -m ruff format --check .", pty=False)
+        c.run(f"{sys.executable} -m mypy", pty=False)
+
+
+@task
 def demo(c):
     """Run ci-load on examples/ twice, cold then warm on a wiped engine, and time both."""
     with c.cd(REPO):
         c.run(f"{sys.executable} -m devkit.demo", pty=False)
 
 
-ns = Collection(test, demo)
+ns = Collection(test, lint, demo)
 ns.add_collection(ci_load_tasks.ns)

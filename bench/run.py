@@ -50,8 +50,7 @@ CHANGED_STAGE = "build"  # the stage that COPYs src/
 DOCKER = "/usr/bin/docker"
 
 SCENARIOS = ("cold", "warm", "no-op", "partial")
-VARIANTS = ("plain", "plain-classic", "final-only", "ci-load-classic", "ci-load-buildkit",
-            "floor")
+VARIANTS = ("plain", "plain-classic", "final-only", "ci-load-classic", "ci-load-buildkit", "floor")
 # The stage no requested service needs: a warm classic run must not pull it.
 UNNEEDED_STAGE = "test"
 # The image the floor pulls: the final image of the first of these variants run.
@@ -97,11 +96,7 @@ class Bench:
 
     def env(self, **extra: str) -> dict:
         # Like devkit/demo.py: the user's invoke and compose settings stay out.
-        base = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("INVOKE_", "COMPOSE_"))
-        }
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("INVOKE_", "COMPOSE_"))}
         return {**self.engine.env(base), **extra}
 
     def fresh_runner(self) -> None:
@@ -122,9 +117,7 @@ class Bench:
             f.write(f"+ {line.strip()}\n{output}\nexit code {returncode}\n")
         if check and returncode != 0:
             tail = "\n".join(output.rstrip().splitlines()[-15:])
-            raise BenchError(
-                f"exit code {returncode}: {line.strip()}\n{tail}\n(log: {path})"
-            )
+            raise BenchError(f"exit code {returncode}: {line.strip()}\n{tail}\n(log: {path})")
 
     def ci_load_argv(self, task: str, *args: str) -> list:
         """The product's command line, as a user types it."""
@@ -153,15 +146,13 @@ def _run(argv: list, env: dict, cwd) -> tuple:
             text=True,
         )
     except FileNotFoundError as exc:
-        raise BenchError(
-            f"{argv[0]}: not found ({exc}); bash devkit/setup.sh"
-        ) from None
+        raise BenchError(f"{argv[0]}: not found ({exc}); bash devkit/setup.sh") from None
     try:
         output, _ = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         proc.kill()
         output, _ = proc.communicate()
-        raise BenchError(f"timed out after {TIMEOUT} s: {shlex.join(argv)}\n{output}")
+        raise BenchError(f"timed out after {TIMEOUT} s: {shlex.join(argv)}\n{output}") from None
     except BaseException:
         proc.terminate()
         try:
@@ -230,15 +221,17 @@ def ci_load(builder: str):
             builds = data["stages"] + data["recipes"]
             # Distinct steps: under BuildKit the service's build also lists
             # the steps of the stages it built, and so does each stage.
-            steps_run = len({s["instruction"] for st in builds for s in st["steps"]
-                             if not s["cached"]})
+            steps_run = len(
+                {s["instruction"] for st in builds for s in st["steps"] if not s["cached"]}
+            )
             unneeded = sum(i.endswith(f"_stage_{UNNEEDED_STAGE}") for i in data["pulled"])
             ran = {}
             for st in builds:
                 for step in st["steps"]:
                     if not step["cached"] and step.get("seconds") is not None:
-                        ran[step["instruction"]] = max(step["seconds"],
-                                                       ran.get(step["instruction"], 0.0))
+                        ran[step["instruction"]] = max(
+                            step["seconds"], ran.get(step["instruction"], 0.0)
+                        )
             steps_seconds = sum(ran.values()) if ran else None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BenchError(f"{name}: no usable report at {report}: {exc!r}") from None
@@ -252,8 +245,14 @@ def ci_load(builder: str):
                 f"{final in b.registry.tags(repo)}"
             )
         image = f"{b.registry.address}/{repo}:{final}"
-        return Sample(wall - push, push=push, steps_run=steps_run, image=image,
-                      unneeded_pulled=unneeded, steps_seconds=steps_seconds)
+        return Sample(
+            wall - push,
+            push=push,
+            steps_run=steps_run,
+            image=image,
+            unneeded_pulled=unneeded,
+            steps_seconds=steps_seconds,
+        )
 
     return variant
 
@@ -303,8 +302,7 @@ class Results:
         extra = "" if sample.push is None else f", push {sample.push:.2f} s"
         steps = "" if sample.steps_run is None else f", {sample.steps_run} steps run"
         print(
-            f"round {rnd} {scenario:<8} {variant:<17} {sample.seconds:7.2f} s"
-            f"{extra}{steps}",
+            f"round {rnd} {scenario:<8} {variant:<17} {sample.seconds:7.2f} s{extra}{steps}",
             flush=True,
         )
         return sample
@@ -513,8 +511,11 @@ def targets(results: Results, scenarios, variants, allowance: float, over) -> li
                 timed = _median(results, "partial", v, "steps_seconds")
                 if timed is not None:
                     ok = None if med is None else med <= timed + 1.5
-                    check(ok, f"partial, {v}: {_fmt(med)} s <= {timed:.2f} s + 1.5 s "
-                              "(the changed steps' own time, as BuildKit timed them)")
+                    check(
+                        ok,
+                        f"partial, {v}: {_fmt(med)} s <= {timed:.2f} s + 1.5 s "
+                        "(the changed steps' own time, as BuildKit timed them)",
+                    )
     if "cold" in scenarios:
         # Against plain compose (BuildKit), as the target says; the classic
         # variant also against plain compose with the classic builder.
@@ -567,8 +568,7 @@ def _names(allowed: Sequence[str]):
         bad = [n for n in names if n not in allowed]
         if bad or not names:
             raise argparse.ArgumentTypeError(
-                f"unknown {', '.join(bad) or '(none)'}; "
-                f"choose from {', '.join(allowed)}"
+                f"unknown {', '.join(bad) or '(none)'}; choose from {', '.join(allowed)}"
             )
         return [n for n in allowed if n in names]  # canonical order
 
@@ -664,9 +664,7 @@ def _bench(args, work: Path, has_builder: bool) -> int:
             BenchEngine.start(work / "engine") as engine,
             Registry.start(work / "registry") as registry,
         ):
-            b = Bench(
-                engine, registry, args.repo.resolve(), work, has_builder, args.verbose
-            )
+            b = Bench(engine, registry, args.repo.resolve(), work, has_builder, args.verbose)
             build_base_image(engine)
             shutil.copytree(PROJECT, b.project)
             header = versions(b)

@@ -172,8 +172,9 @@ def _parse_buildkit(lines: list[str]) -> list[BuildStep]:
         if done:
             seconds[done[1]] = float(done[2])
     return [
-        BuildStep(instruction, number in cached, stage,
-                  None if number in cached else seconds.get(number))
+        BuildStep(
+            instruction, number in cached, stage, None if number in cached else seconds.get(number)
+        )
         for number, (stage, instruction) in instructions.items()
         if _keyword(instruction) != "FROM"
     ]

@@ -73,8 +73,7 @@ def choose(requested: str, facts: DockerFacts) -> Builder:
             raise ConfigError(f"--builder buildkit: {why_not}; {fix}")
         return _buildkit(facts, "asked for with --builder buildkit")
     if _switched_off(facts.env_buildkit):
-        return Builder("classic", f"DOCKER_BUILDKIT={facts.env_buildkit} is set",
-                       dict(CLASSIC_ENV))
+        return Builder("classic", f"DOCKER_BUILDKIT={facts.env_buildkit} is set", dict(CLASSIC_ENV))
     if not can:
         return Builder("classic", f"auto: {why_not}", dict(CLASSIC_ENV))
     return _buildkit(facts, f"auto: {client} can build with BuildKit")
@@ -83,27 +82,45 @@ def choose(requested: str, facts: DockerFacts) -> Builder:
 def _buildkit(facts: DockerFacts, reason: str) -> Builder:
     # A 23+ client runs `docker build` through buildx, which has --build-context;
     # the built-in BuildKit client of 18.09 to 22 does not.
-    return Builder("buildkit", reason, dict(BUILDKIT_ENV),
-                   build_contexts=facts.client_major >= 23 and facts.has_buildx)
+    return Builder(
+        "buildkit",
+        reason,
+        dict(BUILDKIT_ENV),
+        build_contexts=facts.client_major >= 23 and facts.has_buildx,
+    )
 
 
 def _buildkit_possible(facts: DockerFacts) -> Tuple[bool, str, str]:
     """(possible, why not, what to do about it)."""
     client = f"docker client {facts.client_version}"
     if facts.client_major < 18:
-        return False, f"{client} is too old for BuildKit (18.09 or newer needed)", (
-            "point --docker at a newer client, or use --builder classic")
+        return (
+            False,
+            f"{client} is too old for BuildKit (18.09 or newer needed)",
+            ("point --docker at a newer client, or use --builder classic"),
+        )
     if facts.client_major >= 23 and not facts.has_buildx:
-        return False, (
-            f"{client} builds with BuildKit only through the buildx plugin, which "
-            "`docker buildx version` did not find"), (
-            "install it (Debian/Ubuntu: apt-get install docker-buildx; Docker's "
-            "packages: docker-buildx-plugin), point --docker at a client that has "
-            "it, or use --builder classic")
+        return (
+            False,
+            (
+                f"{client} builds with BuildKit only through the buildx plugin, which "
+                "`docker buildx version` did not find"
+            ),
+            (
+                "install it (Debian/Ubuntu: apt-get install docker-buildx; Docker's "
+                "packages: docker-buildx-plugin), point --docker at a client that has "
+                "it, or use --builder classic"
+            ),
+        )
     if facts.server_version is not None and _older(facts.server_version, (18, 9)):
-        return False, (
-            f"the docker daemon {facts.server_version} is too old for BuildKit "
-            "(18.09 or newer needed)"), "use --builder classic"
+        return (
+            False,
+            (
+                f"the docker daemon {facts.server_version} is too old for BuildKit "
+                "(18.09 or newer needed)"
+            ),
+            "use --builder classic",
+        )
     return True, "", ""
 
 

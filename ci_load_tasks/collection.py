@@ -40,22 +40,61 @@ from .settings import DEFAULTS, Settings
 # Shared flags: task parameter -> (config key, help). The parameter names are
 # the CLI: ``compose_file`` is ``--compose-file``.
 SHARED_FLAGS = {
-    "compose_file": ("compose_files", "compose file; repeat for several, in order (default: the files compose finds itself: $COMPOSE_FILE, compose.yaml, docker-compose.yml … and their override files)"),
-    "env_file": ("env_files", "compose --env-file for the compose files; repeatable (default: compose's .env)"),
-    "project_dir": ("project_dir", "compose project directory (default: the first compose file's directory)"),
-    "service": ("service", "the main service: the one whose Dockerfile stages are cached (required)"),
-    "other_service": ("other_services", "another service to tag from its target stage or the final image; repeatable"),
-    "cache_repo": ("cache_repo", "repository that holds the cache images, optionally REPO:TAG_PREFIX (needed to pull and push)"),
-    "other_repo": ("other_repos", "another cache location to pull and take cache from, never pushed; repeatable"),
+    "compose_file": (
+        "compose_files",
+        "compose file; repeat for several, in order (default: the files compose finds "
+        "itself: $COMPOSE_FILE, compose.yaml, docker-compose.yml … and their override files)",
+    ),
+    "env_file": (
+        "env_files",
+        "compose --env-file for the compose files; repeatable (default: compose's .env)",
+    ),
+    "project_dir": (
+        "project_dir",
+        "compose project directory (default: the first compose file's directory)",
+    ),
+    "service": (
+        "service",
+        "the main service: the one whose Dockerfile stages are cached (required)",
+    ),
+    "other_service": (
+        "other_services",
+        "another service to tag from its target stage or the final image; repeatable",
+    ),
+    "cache_repo": (
+        "cache_repo",
+        "repository that holds the cache images, optionally REPO:TAG_PREFIX "
+        "(needed to pull and push)",
+    ),
+    "other_repo": (
+        "other_repos",
+        "another cache location to pull and take cache from, never pushed; repeatable",
+    ),
     "cache_version": ("cache_version", "version prefix of the cache tags, e.g. a branch name"),
     "recipe_repo": ("recipe_repo", "repository of the ONBUILD recipe images (default: no recipes)"),
     "recipe_compose": ("recipe_compose", "compose file that builds the recipe images"),
     "docker": ("docker", "docker command (default: docker)"),
-    "compose": ("compose", "compose command (default: the docker command's plugin, 'docker compose')"),
-    "builder": ("builder", "image builder: auto (BuildKit when the docker client can drive it, unless DOCKER_BUILDKIT=0), classic or buildkit"),
-    "retries": ("retries", "how often a failed pull, registry check or push is tried again (default 2)"),
-    "retry_delay": ("retry_delay", "seconds before the first retry, doubled for each further one (default 1)"),
-    "workdir": ("workdir", "directory for the generated compose files (default: a fresh temporary one)"),
+    "compose": (
+        "compose",
+        "compose command (default: the docker command's plugin, 'docker compose')",
+    ),
+    "builder": (
+        "builder",
+        "image builder: auto (BuildKit when the docker client can drive it, unless "
+        "DOCKER_BUILDKIT=0), classic or buildkit",
+    ),
+    "retries": (
+        "retries",
+        "how often a failed pull, registry check or push is tried again (default 2)",
+    ),
+    "retry_delay": (
+        "retry_delay",
+        "seconds before the first retry, doubled for each further one (default 1)",
+    ),
+    "workdir": (
+        "workdir",
+        "directory for the generated compose files (default: a fresh temporary one)",
+    ),
     "keep": ("keep", "keep the generated files after the run"),
 }
 REPEATABLE = ["compose_file", "env_file", "other_service", "other_repo"]
@@ -72,8 +111,11 @@ def pipeline_task(**own_help):
     def decorate(body):
         own = list(inspect.signature(body).parameters.values())[3:]
         shared = [
-            inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                              default=False if name == "keep" else None)
+            inspect.Parameter(
+                name,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                default=False if name == "keep" else None,
+            )
             for name in SHARED_FLAGS
         ]
         context = inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)
@@ -103,8 +145,9 @@ def pipeline_task(**own_help):
             for name, (key, text) in SHARED_FLAGS.items()
         }
         help_texts.update(own_help)
-        return task(wrapper, help=help_texts, iterable=REPEATABLE, auto_shortflags=False,
-                    klass=_Task)
+        return task(
+            wrapper, help=help_texts, iterable=REPEATABLE, auto_shortflags=False, klass=_Task
+        )
 
     return decorate
 
@@ -160,8 +203,10 @@ def _ci_load_config(c) -> dict:
     if c.config.get("ci-load") is not None:
         # The collection is named ci-load, but invoke config keys cannot hold
         # a dash as env variables can; a common slip.
-        raise ConfigError("config key 'ci-load' found: ci-load reads its settings "
-                          "from 'ci_load' (with an underscore)")
+        raise ConfigError(
+            "config key 'ci-load' found: ci-load reads its settings "
+            "from 'ci_load' (with an underscore)"
+        )
     return dict(c.config.get("ci_load") or {})
 
 
@@ -267,15 +312,19 @@ def push(c, settings, runner):
     pull="pull the cache first (default on; --no-pull skips it)",
     build="rebuild recipes and build the stages (default on; --no-build skips it)",
     push="push the cache images at the end (default off)",
-    push_partial="when a build fails, push the cache images of the stages built before it (never the final image), so the next run starts warmer",
+    push_partial=(
+        "when a build fails, push the cache images of the stages built before it "
+        "(never the final image), so the next run starts warmer"
+    ),
     report="write a JSON report of the run to this file",
 )
-def run(c, settings, runner, pull=True, build=True, push=False, push_partial=False,
-        report=None):
+def run(c, settings, runner, pull=True, build=True, push=False, push_partial=False, report=None):
     """Run the whole pipeline: pull, recipes, build, then push if asked."""
     if (push or push_partial) and not settings.cache_repo:
-        raise ConfigError(f"--{'push' if push else 'push-partial'} needs a cache repository: "
-                          "pass --cache-repo REPO")
+        raise ConfigError(
+            f"--{'push' if push else 'push-partial'} needs a cache repository: "
+            "pass --cache-repo REPO"
+        )
     chosen = []
     if pull and settings.cache_repo:
         chosen.append(steps.pull)
@@ -296,8 +345,9 @@ STEP_NAMES = {
 }
 
 
-def _run_steps(settings: Settings, runner: Runner, chosen, report_path,
-               push_partial: bool = False) -> None:
+def _run_steps(
+    settings: Settings, runner: Runner, chosen, report_path, push_partial: bool = False
+) -> None:
     _check_report_path(report_path)
     report = Report(dry=runner.dry)
     started = time.monotonic()

@@ -8,14 +8,20 @@ unescaped here, values written back into compose files stay escaped.
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 from .errors import ConfigError
 
 # Build keys ci-load passes on to ``docker build``. Others are kept in the
 # generated compose files but not on the command line; see ``ignored_keys``.
 _HANDLED_BUILD_KEYS = {
-    "context", "dockerfile", "dockerfile_inline", "args", "target", "cache_from", "network",
+    "context",
+    "dockerfile",
+    "dockerfile_inline",
+    "args",
+    "target",
+    "cache_from",
+    "network",
     "additional_contexts",
 }
 
@@ -39,12 +45,12 @@ class ServiceBuild:
         return tuple(sorted(set(self.section) - _HANDLED_BUILD_KEYS))
 
 
-def services(config: dict) -> dict:
+def services(config: Mapping) -> dict:
     found = config.get("services") if isinstance(config, dict) else None
     return found if isinstance(found, dict) else {}
 
 
-def read_service(config: dict, name: str, files: Sequence[str]) -> ServiceBuild:
+def read_service(config: Mapping, name: str, files: Sequence[str]) -> ServiceBuild:
     """The build of service ``name``, or a ``ConfigError`` saying what is wrong."""
     where = describe_files(files)
     all_services = services(config)
@@ -90,8 +96,9 @@ def read_service(config: dict, name: str, files: Sequence[str]) -> ServiceBuild:
         network=build.get("network"),
         section=dict(build),
         dockerfile_inline=inline,
-        contexts={str(k): unescape(str(v))
-                  for k, v in (build.get("additional_contexts") or {}).items()},
+        contexts={
+            str(k): unescape(str(v)) for k, v in (build.get("additional_contexts") or {}).items()
+        },
     )
 
 
@@ -141,6 +148,7 @@ def unescape(value: str) -> str:
 def _read_args(args, service) -> Dict[str, Optional[str]]:
     if not args:
         return {}
+    pairs: Iterable[Tuple[str, Optional[str]]]
     if isinstance(args, dict):
         pairs = args.items()
     elif isinstance(args, list):

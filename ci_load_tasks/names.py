@@ -9,7 +9,7 @@ with a tag, ``R:P``, replaces that ``[V_]S`` prefix with ``P``: ``R:P_final``.
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from .errors import ConfigError
 
@@ -55,9 +55,7 @@ class CacheLocation:
                     f"repository; add one, e.g. {text}/team/cache"
                 )
             if not prefix:
-                raise ConfigError(
-                    f"{what} {text!r} ends with ':': drop it or add a tag prefix"
-                )
+                raise ConfigError(f"{what} {text!r} ends with ':': drop it or add a tag prefix")
         else:
             repo, prefix = text, None
         _check_repository(repo, text, what)
@@ -96,6 +94,7 @@ def cache_images(
     stages: Iterable[str],
     recipes: Iterable[str],
 ) -> CacheImages:
+    head: List[Optional[str]]
     if location.prefix:
         head = [location.prefix]
     else:
@@ -153,7 +152,9 @@ def _check_repository(repo: str, given: str, what: str) -> None:
         path = parts
     for component in path:
         if not _PATH_COMPONENT.fullmatch(component):
-            hint = " (repository names must be lower case)" if component.lower() != component else ""
+            hint = (
+                " (repository names must be lower case)" if component.lower() != component else ""
+            )
             raise ConfigError(
                 f"{what} {given!r}: {component!r} is not a valid repository "
                 f"path component{hint}; use lower-case letters, digits and single "

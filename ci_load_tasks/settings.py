@@ -109,7 +109,8 @@ class Settings:
             recipe_repo=merged["recipe_repo"] or None,
             recipe_compose=_abspath_or_none(merged["recipe_compose"]),
             docker=docker,
-            compose=_as_command(merged["compose"], "compose") if merged["compose"]
+            compose=_as_command(merged["compose"], "compose")
+            if merged["compose"]
             else (*docker, "compose"),
             builder=_as_builder(merged["builder"]),
             retries=int(_as_number(merged["retries"], "retries", whole=True)),
@@ -200,8 +201,8 @@ def _as_number(value, key: str, whole: bool = False) -> float:
     return number
 
 
-def _as_builder(value: str) -> str:
-    builder = value.strip().lower()
+def _as_builder(value: Optional[str]) -> str:
+    builder = (value or "auto").strip().lower()
     if builder not in BUILDERS:
         raise ConfigError(
             f"ci_load.builder {value!r} is not one of {', '.join(BUILDERS)}: "

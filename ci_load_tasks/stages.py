@@ -81,11 +81,14 @@ class Dockerfile:
         return [s for s in self.stages if s.key in wanted]
 
 
-
-def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str]],
-                     platform: Optional[Mapping[str, str]] = None,
-                     contexts: Iterable[str] = (),
-                     reused_names: bool = False) -> Dockerfile:
+def parse_dockerfile(
+    text: str,
+    path: str,
+    build_args: Mapping[str, Optional[str]],
+    platform: Optional[Mapping[str, str]] = None,
+    contexts: Iterable[str] = (),
+    reused_names: bool = False,
+) -> Dockerfile:
     """Read the stages of Dockerfile ``text`` (read from ``path``).
 
     ``build_args`` are the compose build args: they override the defaults of
@@ -101,8 +104,10 @@ def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str
     """
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
-        raise ConfigError(f"{path}:{line}: the Dockerfile holds a NUL character; "
-                          "remove it (docker cannot read such a file either)")
+        raise ConfigError(
+            f"{path}:{line}: the Dockerfile holds a NUL character; "
+            "remove it (docker cannot read such a file either)"
+        )
     try:
         commands = buildkit_parser.parse_string(_ascii_only(text))
     except buildkit_parser.GoParseError as error:
@@ -148,8 +153,9 @@ def parse_dockerfile(text: str, path: str, build_args: Mapping[str, Optional[str
         path=path,
         stages=tuple(stages),
         notes=tuple(notes),
-        buildkit_only=tuple(dict.fromkeys(
-            [*header_buildkit_only, *(b for s in stages for b in s.buildkit_only)])),
+        buildkit_only=tuple(
+            dict.fromkeys([*header_buildkit_only, *(b for s in stages for b in s.buildkit_only)])
+        ),
         header_buildkit_only=tuple(header_buildkit_only),
     )
 
@@ -175,8 +181,14 @@ def platform_args(os_name: str, arch: str, variant: str = "") -> Dict[str, str]:
     platform = f"{os_name}/{arch}" + (f"/{variant}" if variant else "")
     found = {}
     for prefix in ("BUILD", "TARGET"):
-        found.update({f"{prefix}PLATFORM": platform, f"{prefix}OS": os_name,
-                      f"{prefix}ARCH": arch, f"{prefix}VARIANT": variant})
+        found.update(
+            {
+                f"{prefix}PLATFORM": platform,
+                f"{prefix}OS": os_name,
+                f"{prefix}ARCH": arch,
+                f"{prefix}VARIANT": variant,
+            }
+        )
     return found
 
 
@@ -200,7 +212,7 @@ def pruned_text(text: str, dockerfile: Dockerfile, keep: Iterable[Stage]) -> Opt
     lines = _lines(text)
     chosen = lines[: dockerfile.header_end]
     for stage in keep:
-        chosen += lines[stage.line - 1: stage.end_line]
+        chosen += lines[stage.line - 1 : stage.end_line]
     if chosen and not chosen[-1].endswith(("\n", "\r")):
         chosen[-1] += "\n"
     return "".join(chosen)
@@ -254,8 +266,14 @@ def _buildkit_only(command, instruction: str) -> List[str]:
 # unless the Dockerfile declares them (checked here with dockerd 20.10).
 # Planning for BuildKit gives them values (platform_args).
 _PLATFORM_ARGS = {
-    "BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT",
-    "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT",
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
 }
 
 
@@ -288,7 +306,7 @@ def _reused_names(commands) -> Dict[Tuple[str, int], int]:
 
 
 def _check_unique_names(stages, path) -> None:
-    seen = {}
+    seen: Dict[str, int] = {}
     for stage in stages:
         if stage.name is None:
             continue
@@ -328,8 +346,15 @@ def _read_from(command, index, global_args, earlier, path, shadowed=frozenset())
     stage = None if base.isdigit() else _find(earlier, base, shadowed)
     if stage is not None:
         needs.append(stage.key)
-    return {"index": index, "name": name, "base": base, "needs": needs,
-            "line": command.start_line, "buildkit_only": [], "uses_index": False}
+    return {
+        "index": index,
+        "name": name,
+        "base": base,
+        "needs": needs,
+        "line": command.start_line,
+        "buildkit_only": [],
+        "uses_index": False,
+    }
 
 
 # What docker accepts as a stage name (after lower-casing it).
@@ -433,9 +458,11 @@ def expand_args(text: str, values: Mapping[str, str], where: str = "") -> str:
         elif text.startswith("${", i):
             end = _closing_brace(text, i + 2)
             if end is None:
-                raise ConfigError(f"{where}: {text[i:]!r} has no closing '}}'; close the "
-                                  "variable with '}' as docker requires")
-            found.append(_expand_braced(text[i:end + 1], values, where))
+                raise ConfigError(
+                    f"{where}: {text[i:]!r} has no closing '}}'; close the "
+                    "variable with '}' as docker requires"
+                )
+            found.append(_expand_braced(text[i : end + 1], values, where))
             i = end + 1
         else:
             name = _NAME.match(text, i + 1)
@@ -474,14 +501,14 @@ def _expand_braced(expression: str, values: Mapping[str, str], where: str) -> st
     name = _NAME.match(inner)
     if not name:
         raise ConfigError(f"{where}: {expression!r} names no variable; write ${{NAME}}")
-    rest = inner[name.end():]
+    rest = inner[name.end() :]
     op = next((o for o in _OPERATORS if rest.startswith(o)), "")
     if rest and not op:
         raise ConfigError(
             f"{where}: {expression!r} uses a form of variable ci-load does "
             "not expand; use $NAME, ${NAME}, ${NAME:-default} or ${NAME:+alt}"
         )
-    word = expand_args(rest[len(op):], values, where) if op else ""
+    word = expand_args(rest[len(op) :], values, where) if op else ""
     is_set = name.group(0) in values
     value = values.get(name.group(0), "")
     if op == ":-":

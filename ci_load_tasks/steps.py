@@ -9,12 +9,19 @@ import os
 import re
 import time
 from contextlib import contextmanager
-from typing import Iterable, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
-from .build_log import parse_build_output
+from .build_log import BuildLog, parse_build_output
 from .errors import CommandError, ConfigError
-from .plan import (GENERATED_MARK, PUSH_PULL_FILE, RECIPES_FILE, STAGES_FILE, Build, Plan,
-                   push_services)
+from .plan import (
+    GENERATED_MARK,
+    PUSH_PULL_FILE,
+    RECIPES_FILE,
+    STAGES_FILE,
+    Build,
+    Plan,
+    push_services,
+)
 from .report import Report, StageResult
 from .runner import Runner
 from .shell import shell_line
@@ -99,8 +106,9 @@ def pull(plan: Plan, runner: Runner, report: Report) -> None:
         )
     missing_note = "see the warning above" if trouble else "a colder build, normal on a first run"
     local = _local_images(plan, runner)
-    wanted = [image for images in (plan.cache_images, *plan.other_cache_images)
-              for image in images.all()]
+    wanted = [
+        image for images in (plan.cache_images, *plan.other_cache_images) for image in images.all()
+    ]
     report.pulled = [image for image in wanted if image in local]
     report.missing = [image for image in wanted if image not in local]
     runner.say(f"cache images available: {len(report.pulled)} of {len(wanted)}")
@@ -109,22 +117,26 @@ def pull(plan: Plan, runner: Runner, report: Report) -> None:
 
 
 def _check_registry(plan: Plan, runner: Runner, report: Report) -> None:
-    runner.say(f"builder {plan.builder}: the builds read the cache from the registry; "
-               "nothing to pull")
+    runner.say(
+        f"builder {plan.builder}: the builds read the cache from the registry; nothing to pull"
+    )
     if runner.dry:
         return
     held = registry_ids(plan, runner, list(plan.registry_checks), report)
     trouble = next((why for why in held.values() if why.startswith("trouble:")), None)
     if trouble:
-        runner.say(f"warning: the registry did not answer as a missing cache would "
-                   f"({trouble[len('trouble: '):]}); building without that cache. Check "
-                   "--cache-repo and `docker login`")
+        runner.say(
+            f"warning: the registry did not answer as a missing cache would "
+            f"({trouble[len('trouble: ') :]}); building without that cache. Check "
+            "--cache-repo and `docker login`"
+        )
     report.missing = [image for image, answer in held.items() if not answer.startswith("sha256:")]
     report.registry_checked = True
     found = len(held) - len(report.missing)
     runner.say(f"cache images in the registry: {found} of {len(held)}")
     for image in report.missing:
-        runner.say(f"  not found ({'see the warning above' if trouble else 'a colder build, normal on a first run'}): {image}")
+        why = "see the warning above" if trouble else "a colder build, normal on a first run"
+        runner.say(f"  not found ({why}): {image}")
 
 
 def registry_ids(plan: Plan, runner: Runner, images, report: Report) -> dict:
@@ -141,8 +153,7 @@ def registry_ids(plan: Plan, runner: Runner, images, report: Report) -> dict:
         todo = [image for image in todo if found[image].startswith("trouble:")]
         if not todo or delay is None:
             break
-        _note_retry(runner, report, "registry check", found[todo[0]][len("trouble: "):],
-                    delay)
+        _note_retry(runner, report, "registry check", found[todo[0]][len("trouble: ") :], delay)
     return found
 
 
@@ -164,7 +175,7 @@ def _registry_answer(code: int, output: str) -> str:
 
 def retry_delays(plan: Plan) -> list:
     """Seconds to wait before each retry: retry_delay, doubled each time."""
-    return [plan.retry_delay * 2 ** i for i in range(plan.retries)]
+    return [plan.retry_delay * 2**i for i in range(plan.retries)]
 
 
 def _note_retry(runner: Runner, report: Report, what: str, why: str, delay: float) -> None:
@@ -177,12 +188,29 @@ def _note_retry(runner: Runner, report: Report, what: str, why: str, delay: floa
 # to "manifest unknown" / "not found", which only mean no cache yet.
 # NOTE: matched in docker's English messages; a new wording slips through as
 # an ordinary missing cache, which is the safe side.
-_TROUBLE = ("connection refused", "connection reset", "no such host", "i/o timeout",
-            "timeout exceeded", "unexpected eof", ": eof", "broken pipe", "unauthorized",
-            "denied", "no basic auth credentials", "authentication required",
-            "x509:", "tls:", "server gave http response to https client",
-            "500 internal server error", "502 bad gateway", "503 service unavailable",
-            "504 gateway", "received unexpected http status: 5", "toomanyrequests")
+_TROUBLE = (
+    "connection refused",
+    "connection reset",
+    "no such host",
+    "i/o timeout",
+    "timeout exceeded",
+    "unexpected eof",
+    ": eof",
+    "broken pipe",
+    "unauthorized",
+    "denied",
+    "no basic auth credentials",
+    "authentication required",
+    "x509:",
+    "tls:",
+    "server gave http response to https client",
+    "500 internal server error",
+    "502 bad gateway",
+    "503 service unavailable",
+    "504 gateway",
+    "received unexpected http status: 5",
+    "toomanyrequests",
+)
 
 
 def registry_trouble(output: str) -> Optional[str]:
@@ -236,12 +264,14 @@ def build(plan: Plan, runner: Runner, report: Report) -> None:
                     f"recipe image {item.images[0]} is not built; run ci-load.recipes "
                     "first (ci-load.run does both)"
                 )
-    logs = []
+    logs: List[Optional[BuildLog]] = []
     first = len(report.stages)
     for item in plan.builds:
         if item.only_if_changed and _in_registry(item, report) and not _ran_steps(item.name, logs):
-            runner.say(f"-- stage {item.name}: not built; the builds before took all of it "
-                       "from the cache and the registry holds its cache image, still right")
+            runner.say(
+                f"-- stage {item.name}: not built; the builds before took all of it "
+                "from the cache and the registry holds its cache image, still right"
+            )
             report.stages.append(StageResult(item.name, True, 0.0, built=False))
             continue
         result, log = _build_one(plan, runner, item, _describe(plan, item.name), report)
@@ -264,21 +294,26 @@ def _credit_stages(results, logs, service: str) -> None:
     finds all of it in the local cache; its steps, named with the stage in
     BuildKit's log, tell whether the stage really came from the cache.
     """
-    own_steps = {}  # stage -> instruction -> (cached in every build, seconds it ran)
+    # stage -> instruction -> (cached in every build, seconds it ran)
+    own_steps: Dict[str, Dict[str, Tuple[bool, Optional[float]]]] = {}
     for log in logs:
         for step in log.steps if log else ():
             if step.stage:
                 steps = own_steps.setdefault(step.stage.lower(), {})
                 cached, seconds = steps.get(step.instruction, (True, None))
-                steps[step.instruction] = (cached and step.cached,
-                                           seconds if seconds is not None else step.seconds)
+                steps[step.instruction] = (
+                    cached and step.cached,
+                    seconds if seconds is not None else step.seconds,
+                )
     for result in results:
-        steps = own_steps.get(result.name)
-        if result.name == service or steps is None:
+        seen = own_steps.get(result.name)
+        if result.name == service or seen is None:
             continue
-        result.steps = [{"instruction": i, "cached": c, "seconds": None if c else s}
-                        for i, (c, s) in steps.items()]
-        result.cached = all(c for c, _ in steps.values())
+        result.steps = [
+            {"instruction": i, "cached": c, "seconds": None if c else s}
+            for i, (c, s) in seen.items()
+        ]
+        result.cached = all(c for c, _ in seen.values())
 
 
 def _ran_steps(stage: str, logs) -> bool:
@@ -286,7 +321,9 @@ def _ran_steps(stage: str, logs) -> bool:
     named with no stage, which could be one of its)."""
     return any(
         not step.cached and (step.stage is None or step.stage.lower() == stage)
-        for log in logs if log for step in log.steps
+        for log in logs
+        if log
+        for step in log.steps
     )
 
 
@@ -304,9 +341,14 @@ def _build_one(plan: Plan, runner: Runner, item: Build, what: str, report: Repor
     try:
         # BuildKit fetches cache layers from the registry during the build:
         # a build that failed on the cache registry's account is tried again.
-        result = _with_retries(runner, lambda: runner.run(item.argv, env=plan.build_env),
-                               "build", report, retry_delays(plan),
-                               give_up=lambda error: not _registry_failed(plan, error))
+        result = _with_retries(
+            runner,
+            lambda: runner.run(item.argv, env=plan.build_env),
+            "build",
+            report,
+            retry_delays(plan),
+            give_up=lambda error: not _registry_failed(plan, error),
+        )
     except CommandError as error:
         if error.exit_code is None:
             raise  # docker did not even start: the runner's message says why
@@ -317,15 +359,17 @@ def _build_one(plan: Plan, runner: Runner, item: Build, what: str, report: Repor
         raise CommandError(
             f"building {what} failed with exit code {error.exit_code}; its output "
             f"ends above. The command was: {shell_line(item.argv, plan.build_env)}",
-            error.argv, error.exit_code, error.tail,
+            error.argv,
+            error.exit_code,
+            error.tail,
         ) from None
     log = parse_build_output(result.output)
     if not result.ran:
         return None, None
     runner.say(
-            f"-- {what}: {'all from cache' if log.cached else 'rebuilt'}, "
-            f"{len(log.executed)} of {len(log.steps)} steps run, {result.seconds:.1f}s"
-        )
+        f"-- {what}: {'all from cache' if log.cached else 'rebuilt'}, "
+        f"{len(log.executed)} of {len(log.steps)} steps run, {result.seconds:.1f}s"
+    )
     return StageResult.from_log(item.name, log, result.seconds), log
 
 
@@ -351,9 +395,11 @@ def push(plan: Plan, runner: Runner, report: Report, images=None) -> None:
             )
         current = _current_in_registry(plan, report)
         report.push_skipped = [
-            i for i in wanted
-            if i not in local or held[i] == local[i] or (i in current and i in held
-                                                          and held[i].startswith("sha256:"))
+            i
+            for i in wanted
+            if i not in local
+            or held[i] == local[i]
+            or (i in current and i in held and held[i].startswith("sha256:"))
         ]
         to_push = [image for image in wanted if image not in report.push_skipped]
         for image in report.push_skipped:
@@ -362,13 +408,19 @@ def push(plan: Plan, runner: Runner, report: Report, images=None) -> None:
             runner.say("every cache image is in the registry already: nothing to push")
             return
     argv = push_services(plan, to_push)
-    host = registry_host(plan.cache_repo)
+    host = registry_host(plan.cache_repo or "")
     try:
         # A registry may fail a push now and then (docker-registry 2.8 does
         # with parallel pushes of one layer); the retry finds the layers
         # stored and pushes the rest. A refused login is not retried.
-        result = _with_retries(runner, lambda: runner.run(argv, env=plan.push_env), "push",
-                               report, retry_delays(plan), give_up=_needs_login)
+        result = _with_retries(
+            runner,
+            lambda: runner.run(argv, env=plan.push_env),
+            "push",
+            report,
+            retry_delays(plan),
+            give_up=_needs_login,
+        )
     except CommandError as error:
         if error.exit_code is None:
             raise
@@ -378,7 +430,9 @@ def push(plan: Plan, runner: Runner, report: Report, images=None) -> None:
                 f"pushing {image} failed: the registry {host} refused the push without "
                 f"valid credentials; run `docker login {host}` (with the docker config "
                 "this job uses) and try again",
-                error.argv, error.exit_code, error.tail,
+                error.argv,
+                error.exit_code,
+                error.tail,
             ) from None
         why = registry_trouble(error.tail) or error.last_line
         tries = 1 + report.retries.get("push", 0)
@@ -386,7 +440,9 @@ def push(plan: Plan, runner: Runner, report: Report, images=None) -> None:
             f"pushing {image} to the registry {host} failed ({why}; {tries} "
             f"{'try' if tries == 1 else 'tries'}); the built images are still tagged here. "
             "Check that the registry is reachable from this machine",
-            error.argv, error.exit_code, error.tail,
+            error.argv,
+            error.exit_code,
+            error.tail,
         ) from None
     if result.ran:
         report.pushed.extend(to_push)
@@ -414,8 +470,13 @@ def push_partial(plan: Plan, runner: Runner, report: Report, error: CommandError
         failed = _failed_stage(error.tail)
         built = {r.name for r in report.stages}
         for item in plan.builds:
-            if (item.only_if_changed and item.name not in built and failed
-                    and failed != item.name and failed not in plan.stage_needs.get(item.name, ())):
+            if (
+                item.only_if_changed
+                and item.name not in built
+                and failed
+                and failed != item.name
+                and failed not in plan.stage_needs.get(item.name, ())
+            ):
                 result, _ = _build_one(plan, runner, item, _describe(plan, item.name), report)
                 _record(report.stages, result)
                 if not runner.dry:
@@ -427,8 +488,10 @@ def push_partial(plan: Plan, runner: Runner, report: Report, error: CommandError
     if not images:
         runner.say("--push-partial: no stage was built before the failure: nothing to push")
         return
-    runner.say(f"--push-partial: pushing the cache images of the {len(images)} stage(s) "
-               "built before the failure (never the final image)")
+    runner.say(
+        f"--push-partial: pushing the cache images of the {len(images)} stage(s) "
+        "built before the failure (never the final image)"
+    )
     push(plan, runner, report, images)
 
 
@@ -454,8 +517,15 @@ def registry_host(image: str) -> str:
 
 def _needs_login(error: CommandError) -> bool:
     tail = error.tail.lower()
-    return any(word in tail for word in ("unauthorized", "authentication required",
-                                         "no basic auth credentials", "denied"))
+    return any(
+        word in tail
+        for word in (
+            "unauthorized",
+            "authentication required",
+            "no basic auth credentials",
+            "denied",
+        )
+    )
 
 
 def _failed_image(tail: str, images) -> str:
@@ -481,12 +551,17 @@ def _current_in_registry(plan: Plan, report: Report) -> set:
     if plan.builder != "buildkit":
         return set()
     cached = {r.name for r in (*report.stages, *report.recipes) if r.cached}
-    return {image for item in (*plan.builds, *plan.recipe_builds) if item.name in cached
-            for image in item.images}
+    return {
+        image
+        for item in (*plan.builds, *plan.recipe_builds)
+        if item.name in cached
+        for image in item.images
+    }
 
 
-def _with_retries(runner: Runner, attempt, what: str, report: Report, delays,
-                  give_up=lambda error: False):
+def _with_retries(
+    runner: Runner, attempt, what: str, report: Report, delays, give_up=lambda error: False
+):
     """``attempt()``, tried again after each of ``delays`` while it fails with
     a command error that ``give_up`` does not call final."""
     for delay in delays:
@@ -507,8 +582,9 @@ def _describe(plan: Plan, name: str) -> str:
 
 def _require_cache_repo(plan: Plan, step: str) -> None:
     if not plan.cache_repo:
-        raise ConfigError(f"{step} needs a cache repository: pass --cache-repo REPO "
-                          "or set ci_load.cache_repo")
+        raise ConfigError(
+            f"{step} needs a cache repository: pass --cache-repo REPO or set ci_load.cache_repo"
+        )
 
 
 def _local_images(plan: Plan, runner: Runner) -> dict:

@@ -17,7 +17,7 @@ import yaml
 
 @lru_cache(maxsize=None)
 def load(name: str) -> string.Template:
-    packaged = resources.files(__package__).joinpath("templates", name)
+    packaged = resources.files(__package__).joinpath("templates").joinpath(name)
     if packaged.is_file():
         text = packaged.read_text(encoding="utf-8")
     else:

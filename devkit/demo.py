@@ -40,8 +40,7 @@ SERVICE = "app"
 CLIENTS = {"classic": "docker", "buildkit": "/usr/bin/docker"}
 
 
-def pipeline_argv(repo: Path, registry: Registry, report: Path,
-                  builder: str = "classic") -> list:
+def pipeline_argv(repo: Path, registry: Registry, report: Path, builder: str = "classic") -> list:
     """The product's command line (its CLI contract) for the example."""
     return [
         sys.executable, "-m", "invoke", "--search-root", str(repo),
@@ -61,9 +60,7 @@ def pipeline_argv(repo: Path, registry: Registry, report: Path,
 def demo_env(engine: Engine) -> dict:
     # The demo must behave the same in anyone's shell: their invoke and
     # compose settings stay out, as in the tests.
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("INVOKE_", "COMPOSE_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INVOKE_", "COMPOSE_"))}
     return engine.env(env)
 
 
@@ -95,16 +92,12 @@ def run_pipeline(
     log.write_text(output)
     if proc.returncode != 0:
         tail = "\n".join(output.rstrip().splitlines()[-30:])
-        raise DevkitError(
-            f"{name} run failed with exit code {proc.returncode}:\n{tail}"
-        )
+        raise DevkitError(f"{name} run failed with exit code {proc.returncode}:\n{tail}")
     try:
         data = json.loads(report.read_text())
         stages = data["stages"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DevkitError(
-            f"{name} run wrote no usable report at {report}: {exc}"
-        ) from None
+        raise DevkitError(f"{name} run wrote no usable report at {report}: {exc}") from None
     data["seconds"] = seconds
     cached = sum(1 for s in stages if s.get("cached"))
     not_built = sum(1 for s in stages if s.get("built") is False)
@@ -115,9 +108,7 @@ def run_pipeline(
         how = "cache" if s.get("cached") else "built"
         if s.get("built") is False:
             how = "registry"
-        print(
-            f"         {s.get('name', '?'):<30} {how:<8} {s.get('seconds', 0):6.1f} s"
-        )
+        print(f"         {s.get('name', '?'):<30} {how:<8} {s.get('seconds', 0):6.1f} s")
     return data
 
 
@@ -178,15 +169,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
         return _demo(
-            args.repo.resolve(), args.workdir.resolve(), args.timeout, args.verbose,
+            args.repo.resolve(),
+            args.workdir.resolve(),
+            args.timeout,
+            args.verbose,
             builders,
         )
     with tempfile.TemporaryDirectory(prefix="ci-load-demo-") as tmp:
         return _demo(args.repo.resolve(), Path(tmp), args.timeout, args.verbose, builders)
 
 
-def _demo(repo: Path, work: Path, timeout: float, verbose: bool,
-          builders: Sequence[str]) -> int:
+def _demo(repo: Path, work: Path, timeout: float, verbose: bool, builders: Sequence[str]) -> int:
     if not (repo / COMPOSE_FILE).is_file():
         print(f"demo: {repo / COMPOSE_FILE} is missing", file=sys.stderr)
         return 2
@@ -205,11 +198,9 @@ def _demo(repo: Path, work: Path, timeout: float, verbose: bool,
             results = {}
             for builder in builders:
                 _fresh_runner(engine)
-                cold = run_pipeline("cold", repo, engine, registry, work, timeout, verbose,
-                                    builder)
+                cold = run_pipeline("cold", repo, engine, registry, work, timeout, verbose, builder)
                 _fresh_runner(engine)
-                warm = run_pipeline("warm", repo, engine, registry, work, timeout, verbose,
-                                    builder)
+                warm = run_pipeline("warm", repo, engine, registry, work, timeout, verbose, builder)
                 results[builder] = (cold, warm)
 
                 image = service_image(repo)
@@ -230,9 +221,12 @@ def _demo(repo: Path, work: Path, timeout: float, verbose: bool,
         uncached = [s.get("name", "?") for s in stages if not s.get("cached")]
         print(f"--- {builder}: cold {cold['seconds']:.1f} s, warm {warm['seconds']:.1f} s")
         if not stages or uncached:
-            print(f"demo: FAILED: the warm {builder} run built {len(uncached)} stage(s) "
-                  f"instead of taking them from the cache: "
-                  f"{', '.join(uncached) or '(no stages reported)'}", file=sys.stderr)
+            print(
+                f"demo: FAILED: the warm {builder} run built {len(uncached)} stage(s) "
+                f"instead of taking them from the cache: "
+                f"{', '.join(uncached) or '(no stages reported)'}",
+                file=sys.stderr,
+            )
             failed = True
     if failed:
         return 1
@@ -246,8 +240,7 @@ def _fresh_runner(engine: Engine) -> None:
     engine.wipe()
     # A CI runner pulls its base image; here it is loaded, identical.
     build_base_image(engine)
-    print(f"engine wiped (a fresh CI runner) in {time.monotonic() - start:.1f} s",
-          flush=True)
+    print(f"engine wiped (a fresh CI runner) in {time.monotonic() - start:.1f} s", flush=True)
 
 
 if __name__ == "__main__":

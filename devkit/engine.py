@@ -106,9 +106,7 @@ def run(
             timeout=timeout,
         )
     except FileNotFoundError as exc:
-        raise DevkitError(
-            f"{argv[0]}: not found ({exc}); run `bash devkit/setup.sh`"
-        ) from None
+        raise DevkitError(f"{argv[0]}: not found ({exc}); run `bash devkit/setup.sh`") from None
     except subprocess.TimeoutExpired as exc:
         raise DevkitError(
             f"timed out after {timeout:g}s: {shlex.join(argv)}\n"
@@ -162,9 +160,7 @@ def _daemon_env() -> dict:
     return env
 
 
-def _spawn(
-    argv: Sequence[PathLike], log: Path, env: Mapping[str, str]
-) -> subprocess.Popen:
+def _spawn(argv: Sequence[PathLike], log: Path, env: Mapping[str, str]) -> subprocess.Popen:
     with open(log, "ab") as out:
         return subprocess.Popen(
             [os.fspath(a) for a in argv],
@@ -196,9 +192,7 @@ def _mounts_under(*dirs: Path) -> list:
     with open("/proc/self/mountinfo") as f:
         for line in f:
             # Field 5 is the mount point, with spaces etc. as octal escapes.
-            point = re.sub(
-                r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4]
-            )
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
             if any(point == p or point.startswith(p + "/") for p in prefixes):
                 found.append(point)
     return sorted(found, key=len, reverse=True)
@@ -288,14 +282,8 @@ class Engine:
         if pidfile.is_file():
             pid = pidfile.read_text().strip()
             comm = Path(f"/proc/{pid}/comm")
-            if (
-                pid.isdigit()
-                and comm.exists()
-                and comm.read_text().strip() == "dockerd"
-            ):
-                raise DevkitError(
-                    f"{root} is in use by dockerd pid {pid}; stop it first"
-                )
+            if pid.isdigit() and comm.exists() and comm.read_text().strip() == "dockerd":
+                raise DevkitError(f"{root} is in use by dockerd pid {pid}; stop it first")
         engine = cls(root)
         atexit.register(engine.stop)
         try:
@@ -449,9 +437,7 @@ class Engine:
             return probe.returncode == 0
 
         try:
-            _wait_for(
-                answers, what="dockerd", timeout=timeout, proc=self._proc, log=self.log
-            )
+            _wait_for(answers, what="dockerd", timeout=timeout, proc=self._proc, log=self.log)
         except BaseException:
             self._stop_daemon()
             raise
@@ -464,9 +450,7 @@ class Engine:
         _kill_all(_own_processes(os.fspath(self.exec_root)))
         self._kill_container_processes()
         for point in _mounts_under(self.data_root, self.exec_root):
-            subprocess.run(
-                ["umount", "-l", point], stderr=subprocess.DEVNULL, check=False
-            )
+            subprocess.run(["umount", "-l", point], stderr=subprocess.DEVNULL, check=False)
 
     def _kill_container_processes(self) -> None:
         # Only needed if the shims were killed: the container's processes then
@@ -474,9 +458,9 @@ class Engine:
         ids = [p.name for p in (self.data_root / "containers").glob("*") if p.is_dir()]
         pids = []
         for cid in ids:
-            for procs in glob.glob(
-                f"/sys/fs/cgroup/*/docker/{cid}/cgroup.procs"
-            ) + glob.glob(f"/sys/fs/cgroup/docker/{cid}/cgroup.procs"):
+            for procs in glob.glob(f"/sys/fs/cgroup/*/docker/{cid}/cgroup.procs") + glob.glob(
+                f"/sys/fs/cgroup/docker/{cid}/cgroup.procs"
+            ):
                 try:
                     pids += [int(p) for p in Path(procs).read_text().split()]
                 except OSError:
@@ -504,8 +488,9 @@ class Registry:
     and came back.
     """
 
-    def __init__(self, root: Path, port: int, *, login: tuple | None = None,
-                 readonly: bool = False):
+    def __init__(
+        self, root: Path, port: int, *, login: tuple | None = None, readonly: bool = False
+    ):
         self.root = Path(root).resolve()
         self.port = port
         self.config = self.root / "config.yml"
@@ -516,8 +501,9 @@ class Registry:
         self._proc: subprocess.Popen | None = None
 
     @classmethod
-    def start(cls, root: Path, *, timeout: float = 30, login: tuple | None = None,
-              readonly: bool = False) -> Registry:
+    def start(
+        cls, root: Path, *, timeout: float = 30, login: tuple | None = None, readonly: bool = False
+    ) -> Registry:
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         for attempt in range(3):
@@ -546,9 +532,7 @@ class Registry:
 
     def _serve(self, timeout: float) -> None:
         atexit.register(self.stop)
-        self._proc = _spawn(
-            ["docker-registry", "serve", self.config], self.log, _daemon_env()
-        )
+        self._proc = _spawn(["docker-registry", "serve", self.config], self.log, _daemon_env())
         try:
             _wait_for(
                 self._answers,
@@ -637,9 +621,7 @@ class Registry:
             descriptor = os.open(self.htpasswd, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with open(descriptor, "w") as file:
                 file.write(f"{user}:{digest.decode()}\n")
-            config["auth"] = {
-                "htpasswd": {"realm": "devkit", "path": os.fspath(self.htpasswd)}
-            }
+            config["auth"] = {"htpasswd": {"realm": "devkit", "path": os.fspath(self.htpasswd)}}
         self.config.write_text(json.dumps(config, indent=2) + "\n")
 
 
@@ -660,8 +642,7 @@ def _is_static_elf(path: Path) -> bool:
         table = f.read(phentsize * phnum)
     PT_INTERP = 3
     return all(
-        struct.unpack_from(end + "I", table, i * phentsize)[0] != PT_INTERP
-        for i in range(phnum)
+        struct.unpack_from(end + "I", table, i * phentsize)[0] != PT_INTERP for i in range(phnum)
     )
 
 
@@ -674,12 +655,7 @@ def build_base_image(engine: Engine, tag: str = BASE_IMAGE) -> str:
     load it, just as a CI runner pulls its base: the image id stays the same,
     so a stage cache keyed on it still applies.
     """
-    if (
-        engine.docker(
-            "image", "inspect", "--format", "{{.Id}}", tag, check=False
-        ).returncode
-        == 0
-    ):
+    if engine.docker("image", "inspect", "--format", "{{.Id}}", tag, check=False).returncode == 0:
         return tag
     saved = engine.root / "saved-images" / (re.sub(r"[^\w.-]", "_", tag) + ".tar")
     if saved.is_file():

@@ -25,8 +25,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-_REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-            504: "Gateway Timeout", 429: "Too Many Requests"}
+_REASONS = {
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    429: "Too Many Requests",
+}
 
 
 @dataclass
@@ -66,8 +71,9 @@ class Fault:
 class FlakyProxy:
     """Listen on a free loopback port and forward to 127.0.0.1:``upstream_port``."""
 
-    def __init__(self, upstream_port: int, faults: list[Fault] | None = None,
-                 host: str = "127.0.0.1"):
+    def __init__(
+        self, upstream_port: int, faults: list[Fault] | None = None, host: str = "127.0.0.1"
+    ):
         self.upstream = (host, upstream_port)
         self.faults = list(faults or [])
         #: every request seen: (method, path, what was done: "passed", "503", "reset")
@@ -81,8 +87,9 @@ class FlakyProxy:
         self._listener.listen(64)
         self.port = self._listener.getsockname()[1]
         self._closed = False
-        self._thread = threading.Thread(target=self._accept, daemon=True,
-                                        name=f"flaky-proxy-{self.port}")
+        self._thread = threading.Thread(
+            target=self._accept, daemon=True, name=f"flaky-proxy-{self.port}"
+        )
         self._thread.start()
 
     @property
@@ -286,8 +293,9 @@ def _skip_body(reader, head) -> None:
 
 def _error_response(status: int) -> bytes:
     reason = _REASONS.get(status, "Error")
-    body = (b'{"errors":[{"code":"UNAVAILABLE","message":"failed on purpose by '
-            b'devkit.flaky_proxy"}]}')
+    body = (
+        b'{"errors":[{"code":"UNAVAILABLE","message":"failed on purpose by devkit.flaky_proxy"}]}'
+    )
     return (
         f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"

@@ -68,9 +68,7 @@ def _in_ci() -> bool:
 
 def _missing_tools() -> list:
     missing = [
-        t
-        for t in ("dockerd", "containerd", "docker-registry", "docker")
-        if not shutil.which(t)
+        t for t in ("dockerd", "containerd", "docker-registry", "docker") if not shutil.which(t)
     ]
     if not BUSYBOX.is_file():
         missing.append(f"{BUSYBOX} (busybox-static)")
@@ -85,9 +83,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     missing = _missing_tools()
     if not missing:
         return
-    message = (
-        "docker test needs: " + ", ".join(missing) + "; run `bash devkit/setup.sh`"
-    )
+    message = "docker test needs: " + ", ".join(missing) + "; run `bash devkit/setup.sh`"
     if item.config.getoption("--no-docker-skip") or _in_ci():
         pytest.fail(message, pytrace=False)
     pytest.skip(message)

@@ -16,7 +16,6 @@ import re
 import shutil
 
 import pytest
-
 from test_end_to_end import EXAMPLE, ci_load, project_flags
 
 pytestmark = pytest.mark.docker
@@ -27,8 +26,23 @@ MOVES_IMAGES = re.compile(
 )
 
 # Words that say what to do about it.
-WHAT_TO_DO = ("pass ", "check ", "add ", "give ", "rename ", "drop ", "set ", "use ",
-              "install ", "choose ", "must ", "fix ", "remove ", "name ", "point ")
+WHAT_TO_DO = (
+    "pass ",
+    "check ",
+    "add ",
+    "give ",
+    "rename ",
+    "drop ",
+    "set ",
+    "use ",
+    "install ",
+    "choose ",
+    "must ",
+    "fix ",
+    "remove ",
+    "name ",
+    "point ",
+)
 
 
 @pytest.fixture
@@ -44,8 +58,9 @@ def run_refused(engine, registry, project, repo_path, *extra, cache_repo=None, f
     catalog = registry.catalog()
     repo = cache_repo if cache_repo is not None else f"{registry.address}/{repo_path}"
     args = flags if flags is not None else project_flags(project, repo)
-    process = ci_load(engine.env(), "ci-load.run", *args, "--push", "--retry-delay", "0",
-                      *extra, check=False)
+    process = ci_load(
+        engine.env(), "ci-load.run", *args, "--push", "--retry-delay", "0", *extra, check=False
+    )
     output = f"--- stdout ---\n{process.stdout}\n--- stderr ---\n{process.stderr}"
     assert process.returncode == 1, output
     assert "Traceback" not in process.stdout + process.stderr, output
@@ -73,8 +88,7 @@ def test_a_missing_compose_file(engine, registry, project):
 
     _, line = run_refused(engine, registry, project, "bad/missing-compose", flags=flags)
 
-    assert line == (f"ci-load run: compose file {missing} does not exist: check "
-                    "--compose-file")
+    assert line == (f"ci-load run: compose file {missing} does not exist: check --compose-file")
 
 
 def test_a_compose_file_that_is_not_yaml(engine, registry, project):
@@ -89,14 +103,16 @@ def test_a_compose_file_that_is_not_yaml(engine, registry, project):
 
 def test_compose_config_failing_shows_composes_message(engine, registry, project):
     compose = project / "docker-compose.yml"
-    compose.write_text(compose.read_text().replace(
-        "image: example/app:latest", "image: ${APP_IMAGE:?set APP_IMAGE to the image name}", 1))
+    compose.write_text(
+        compose.read_text().replace(
+            "image: example/app:latest", "image: ${APP_IMAGE:?set APP_IMAGE to the image name}", 1
+        )
+    )
 
     _, line = run_refused(engine, registry, project, "bad/config-fails")
 
     assert f"compose could not read {compose}" in line
-    assert "required variable APP_IMAGE is missing a value: set APP_IMAGE to the image name" \
-        in line
+    assert "required variable APP_IMAGE is missing a value: set APP_IMAGE to the image name" in line
 
 
 def test_a_main_service_that_is_not_defined(engine, registry, project):
@@ -113,9 +129,7 @@ def test_a_main_service_that_is_not_defined(engine, registry, project):
 
 def test_a_main_service_without_build(engine, registry, project):
     compose = project / "docker-compose.yml"
-    compose.write_text(compose.read_text() + (
-        "\n  db:\n    image: cilocal/busybox:latest\n"
-    ))
+    compose.write_text(compose.read_text() + ("\n  db:\n    image: cilocal/busybox:latest\n"))
     flags = project_flags(project, f"{registry.address}/bad/no-build")
     flags[flags.index("--service") + 1] = "db"
 
@@ -165,13 +179,13 @@ def test_an_empty_dockerfile(engine, registry, project):
 
 def test_a_dockerfile_without_from(engine, registry, project):
     dockerfile = project / "docker" / "app.Dockerfile"
-    dockerfile.write_text("# FROM is only in this comment\nARG APP_VERSION=1\n"
-                          "RUN echo no stage\n")
+    dockerfile.write_text("# FROM is only in this comment\nARG APP_VERSION=1\nRUN echo no stage\n")
 
     _, line = run_refused(engine, registry, project, "bad/no-from")
 
-    assert line == (f"ci-load run: {dockerfile}: no FROM instruction: a Dockerfile must "
-                    "start a stage with FROM")
+    assert line == (
+        f"ci-load run: {dockerfile}: no FROM instruction: a Dockerfile must start a stage with FROM"
+    )
 
 
 # -- names ------------------------------------------------------------------------
@@ -179,10 +193,13 @@ def test_a_dockerfile_without_from(engine, registry, project):
 
 def test_an_other_service_named_like_a_generated_stage_service(engine, registry, project):
     compose = project / "docker-compose.yml"
-    compose.write_text(compose.read_text() + (
-        "\n  app_stage_deps:\n    image: example/app-deps:latest\n"
-        "    build:\n      <<: *app-build\n      target: deps\n"
-    ))
+    compose.write_text(
+        compose.read_text()
+        + (
+            "\n  app_stage_deps:\n    image: example/app-deps:latest\n"
+            "    build:\n      <<: *app-build\n      target: deps\n"
+        )
+    )
     flags = project_flags(project, f"{registry.address}/bad/collision")
     flags[flags.index("--other-service") + 1] = "app_stage_deps"
 
@@ -198,10 +215,12 @@ def test_an_other_service_named_like_a_generated_stage_service(engine, registry,
     "repo, words",
     [
         pytest.param("{reg}/Bad/Cache", ["'Bad'", "lower case"], id="upper case"),
-        pytest.param("{reg}/bad/cache:", ["ends with ':'", "drop it or add a tag prefix"],
-                     id="empty tag"),
-        pytest.param("{reg}/bad/cache@sha256:" + "0" * 64,
-                     ["has a digest", "give a repository"], id="digest"),
+        pytest.param(
+            "{reg}/bad/cache:", ["ends with ':'", "drop it or add a tag prefix"], id="empty tag"
+        ),
+        pytest.param(
+            "{reg}/bad/cache@sha256:" + "0" * 64, ["has a digest", "give a repository"], id="digest"
+        ),
         pytest.param("{reg}/bad/my cache", ["'my cache'"], id="space"),
         pytest.param("{reg}/bad/cache:v 1", ["'v 1'", "may hold only"], id="space in tag"),
     ],
@@ -235,8 +254,14 @@ LONG_VERSION = "feature-" + "very-long-branch-name-" * 7  # 162 characters
 
 
 def plan_json(engine, project, repo):
-    process = ci_load(engine.env(), "ci-load.plan", "--json", "--builder", "classic",
-                      *project_flags(project, repo, "--cache-version", LONG_VERSION))
+    process = ci_load(
+        engine.env(),
+        "ci-load.plan",
+        "--json",
+        "--builder",
+        "classic",
+        *project_flags(project, repo, "--cache-version", LONG_VERSION),
+    )
     return json.loads(process.stdout), process.stderr
 
 
@@ -248,8 +273,11 @@ def test_a_cache_tag_over_128_characters_is_shortened_the_same_way_with_a_warnin
     first, notes = plan_json(engine, project, repo)
     again, _ = plan_json(engine, project, repo)
 
-    images = [first["cache_images"]["final"], *first["cache_images"]["stages"].values(),
-              *first["cache_images"]["recipes"].values()]
+    images = [
+        first["cache_images"]["final"],
+        *first["cache_images"]["stages"].values(),
+        *first["cache_images"]["recipes"].values(),
+    ]
     assert again["cache_images"] == first["cache_images"]
     tags = [image.rsplit(":", 1)[1] for image in images]
     assert len(set(tags)) == len(tags) == 7
@@ -269,16 +297,32 @@ def test_a_run_with_a_shortened_cache_tag_builds_and_pushes(
     plan, _ = plan_json(engine, project, repo)
     report = tmp_path / "report.json"
 
-    process = ci_load(engine.env(), "ci-load.run", "--builder", "classic", "--push",
-                      "--retry-delay", "0", "--report", str(report),
-                      *project_flags(project, repo, "--cache-version", LONG_VERSION))
+    process = ci_load(
+        engine.env(),
+        "ci-load.run",
+        "--builder",
+        "classic",
+        "--push",
+        "--retry-delay",
+        "0",
+        "--report",
+        str(report),
+        *project_flags(project, repo, "--cache-version", LONG_VERSION),
+    )
 
-    warnings = [line for line in process.stdout.splitlines()
-                if line.startswith("warning: cache tag ")]
+    warnings = [
+        line for line in process.stdout.splitlines() if line.startswith("warning: cache tag ")
+    ]
     assert len(warnings) == 7, process.stdout
-    wanted = {image.rsplit(":", 1)[1] for image in [
-        plan["cache_images"]["final"], *plan["cache_images"]["stages"].values(),
-        *plan["cache_images"]["recipes"].values()]}
+    wanted = {
+        image.rsplit(":", 1)[1]
+        for image in [
+            plan["cache_images"]["final"],
+            *plan["cache_images"]["stages"].values(),
+            *plan["cache_images"]["recipes"].values(),
+        ]
+    }
     assert set(registry.tags("bad/long")) == wanted
     assert sorted(json.loads(report.read_text())["pushed"]) == sorted(
-        f"{repo}:{tag}" for tag in wanted)
+        f"{repo}:{tag}" for tag in wanted
+    )

@@ -90,6 +90,7 @@ def bk_ran(instruction: str) -> BuildStep:
     """A BuildKit step of app.Dockerfile that ran, with its stage."""
     return BuildStep(instruction, cached=False, stage=STAGE_OF[instruction])
 
+
 # The legacy builder builds every stage up to the target, test included.
 LEGACY_APP_STEPS = [
     TOOLCHAIN_COPY, TOOLCHAIN_RUN, TOOLCHAIN_ENV,
@@ -123,13 +124,23 @@ LEGACY_APP_STEPS = [
         pytest.param(
             "legacy-src-change",
             [
-                hit(TOOLCHAIN_COPY), hit(TOOLCHAIN_RUN), hit(TOOLCHAIN_ENV),
+                hit(TOOLCHAIN_COPY),
+                hit(TOOLCHAIN_RUN),
+                hit(TOOLCHAIN_ENV),
                 *map(hit, HELLO_TRIGGERS),
-                hit(DEPS_COPY), hit(DEPS_RUN),
-                hit(APP_VERSION_ARG), ran(BUILD_COPY), ran(BUILD_RUN),
-                ran(TEST_COPY), ran(TEST_RUN),
-                hit(APP_VERSION_ARG), hit(RUNTIME_LABEL), hit(RUNTIME_COPY_HELLO),
-                ran(RUNTIME_COPY_APP), ran(RUNTIME_ENTRYPOINT), ran(RUNTIME_CMD),
+                hit(DEPS_COPY),
+                hit(DEPS_RUN),
+                hit(APP_VERSION_ARG),
+                ran(BUILD_COPY),
+                ran(BUILD_RUN),
+                ran(TEST_COPY),
+                ran(TEST_RUN),
+                hit(APP_VERSION_ARG),
+                hit(RUNTIME_LABEL),
+                hit(RUNTIME_COPY_HELLO),
+                ran(RUNTIME_COPY_APP),
+                ran(RUNTIME_ENTRYPOINT),
+                ran(RUNTIME_CMD),
             ],  # fmt: skip
             id="a source change reruns the steps from the sources' COPY on",
         ),
@@ -145,9 +156,7 @@ LEGACY_APP_STEPS = [
         ),
     ],
 )
-def test_the_legacy_builder_output_gives_each_step_and_whether_it_was_cached(
-    log, expected
-):
+def test_the_legacy_builder_output_gives_each_step_and_whether_it_was_cached(log, expected):
     assert list(parse_log(log).steps) == expected
 
 
@@ -159,62 +168,94 @@ def test_the_legacy_builder_output_gives_each_step_and_whether_it_was_cached(
         pytest.param(
             "buildkit-cold",
             [
-                bk_ran(TOOLCHAIN_COPY), bk_ran(HELLO_RUN), bk_ran(RUNTIME_COPY_HELLO),
-                bk_ran(TOOLCHAIN_RUN), bk_ran(DEPS_COPY), bk_ran(DEPS_RUN), bk_ran(BUILD_COPY),
-                bk_ran(BUILDKIT_BUILD_RUN), bk_ran(RUNTIME_COPY_APP),
+                bk_ran(TOOLCHAIN_COPY),
+                bk_ran(HELLO_RUN),
+                bk_ran(RUNTIME_COPY_HELLO),
+                bk_ran(TOOLCHAIN_RUN),
+                bk_ran(DEPS_COPY),
+                bk_ran(DEPS_RUN),
+                bk_ran(BUILD_COPY),
+                bk_ran(BUILDKIT_BUILD_RUN),
+                bk_ran(RUNTIME_COPY_APP),
             ],  # fmt: skip
             id="a cold build runs every step the last stage needs",
         ),
         pytest.param(
             "buildkit-warm",
             [
-                bk_hit(DEPS_RUN), bk_hit(RUNTIME_COPY_HELLO), bk_hit(BUILDKIT_BUILD_RUN),
-                bk_hit(BUILD_COPY), bk_hit(TOOLCHAIN_RUN), bk_hit(DEPS_COPY), bk_hit(HELLO_RUN),
-                bk_hit(TOOLCHAIN_COPY), bk_hit(RUNTIME_COPY_APP),
+                bk_hit(DEPS_RUN),
+                bk_hit(RUNTIME_COPY_HELLO),
+                bk_hit(BUILDKIT_BUILD_RUN),
+                bk_hit(BUILD_COPY),
+                bk_hit(TOOLCHAIN_RUN),
+                bk_hit(DEPS_COPY),
+                bk_hit(HELLO_RUN),
+                bk_hit(TOOLCHAIN_COPY),
+                bk_hit(RUNTIME_COPY_APP),
             ],  # fmt: skip
             id="a second build finds every step in the cache",
         ),
         pytest.param(
             "buildkit-cache-from-pulled",
             [
-                bk_hit(DEPS_COPY), bk_hit(DEPS_RUN), bk_hit(HELLO_RUN), bk_hit(TOOLCHAIN_COPY),
-                bk_hit(RUNTIME_COPY_HELLO), bk_hit(BUILD_COPY), bk_hit(TOOLCHAIN_RUN),
-                bk_hit(BUILDKIT_BUILD_RUN), bk_hit(RUNTIME_COPY_APP),
+                bk_hit(DEPS_COPY),
+                bk_hit(DEPS_RUN),
+                bk_hit(HELLO_RUN),
+                bk_hit(TOOLCHAIN_COPY),
+                bk_hit(RUNTIME_COPY_HELLO),
+                bk_hit(BUILD_COPY),
+                bk_hit(TOOLCHAIN_RUN),
+                bk_hit(BUILDKIT_BUILD_RUN),
+                bk_hit(RUNTIME_COPY_APP),
             ],  # fmt: skip
             id="inline-cache stage images pulled for --cache-from give hits everywhere",
         ),
         pytest.param(
             "buildkit-src-change",
             [
-                bk_hit(TOOLCHAIN_COPY), bk_hit(DEPS_COPY), bk_hit(TOOLCHAIN_RUN), bk_hit(DEPS_RUN),
-                bk_ran(BUILD_COPY), bk_ran(BUILDKIT_BUILD_RUN), bk_hit(HELLO_RUN),
-                bk_hit(RUNTIME_COPY_HELLO), bk_ran(RUNTIME_COPY_APP),
+                bk_hit(TOOLCHAIN_COPY),
+                bk_hit(DEPS_COPY),
+                bk_hit(TOOLCHAIN_RUN),
+                bk_hit(DEPS_RUN),
+                bk_ran(BUILD_COPY),
+                bk_ran(BUILDKIT_BUILD_RUN),
+                bk_hit(HELLO_RUN),
+                bk_hit(RUNTIME_COPY_HELLO),
+                bk_ran(RUNTIME_COPY_APP),
             ],  # fmt: skip
             id="a source change reruns the build stage and the copy of its artifact",
         ),
         pytest.param(
             "buildkit-target-test-after-src-change",
             [
-                bk_hit(TOOLCHAIN_COPY), bk_hit(BUILD_COPY), bk_hit(DEPS_COPY),
-                bk_hit(TOOLCHAIN_RUN), bk_hit(DEPS_RUN), bk_hit(BUILDKIT_BUILD_RUN),
-                bk_ran(TEST_COPY), bk_ran(TEST_RUN),
+                bk_hit(TOOLCHAIN_COPY),
+                bk_hit(BUILD_COPY),
+                bk_hit(DEPS_COPY),
+                bk_hit(TOOLCHAIN_RUN),
+                bk_hit(DEPS_RUN),
+                bk_hit(BUILDKIT_BUILD_RUN),
+                bk_ran(TEST_COPY),
+                bk_ran(TEST_RUN),
             ],  # fmt: skip
             id="the test stage is built only when it is the target",
         ),
         pytest.param(
             "buildkit-failing-test",
             [
-                bk_ran(TOOLCHAIN_COPY), bk_ran(TOOLCHAIN_RUN), bk_ran(DEPS_COPY), bk_ran(DEPS_RUN),
-                bk_ran(BUILD_COPY), bk_ran(BUILDKIT_BUILD_RUN), bk_ran(TEST_COPY),
+                bk_ran(TOOLCHAIN_COPY),
+                bk_ran(TOOLCHAIN_RUN),
+                bk_ran(DEPS_COPY),
+                bk_ran(DEPS_RUN),
+                bk_ran(BUILD_COPY),
+                bk_ran(BUILDKIT_BUILD_RUN),
+                bk_ran(TEST_COPY),
                 bk_ran(TEST_RUN),
             ],  # fmt: skip
             id="a failing step counts as run",
         ),
     ],
 )
-def test_buildkit_plain_output_gives_each_step_and_whether_it_was_cached(
-    log, expected
-):
+def test_buildkit_plain_output_gives_each_step_and_whether_it_was_cached(log, expected):
     assert list(parse_log(log).steps) == expected
 
 
@@ -223,13 +264,9 @@ def test_buildkit_plain_output_gives_each_step_and_whether_it_was_cached(
     [
         pytest.param("legacy-warm", True, id="legacy second build"),
         pytest.param("legacy-cache-from-pulled", True, id="legacy from pulled images"),
-        pytest.param(
-            "legacy-docker20-target-hello-warm", True, id="legacy with the 20.10 client"
-        ),
+        pytest.param("legacy-docker20-target-hello-warm", True, id="legacy with the 20.10 client"),
         pytest.param("buildkit-warm", True, id="BuildKit second build"),
-        pytest.param(
-            "buildkit-cache-from-pulled", True, id="BuildKit from pulled images"
-        ),
+        pytest.param("buildkit-cache-from-pulled", True, id="BuildKit from pulled images"),
         pytest.param("legacy-cold", False, id="legacy cold build"),
         pytest.param("legacy-src-change", False, id="legacy after a source change"),
         pytest.param("buildkit-cold", False, id="BuildKit cold build"),
@@ -247,8 +284,13 @@ def test_a_build_is_cached_only_when_every_step_came_from_the_cache(log, cached)
         pytest.param(
             "legacy-src-change",
             [
-                BUILD_COPY, BUILD_RUN, TEST_COPY, TEST_RUN,
-                RUNTIME_COPY_APP, RUNTIME_ENTRYPOINT, RUNTIME_CMD,
+                BUILD_COPY,
+                BUILD_RUN,
+                TEST_COPY,
+                TEST_RUN,
+                RUNTIME_COPY_APP,
+                RUNTIME_ENTRYPOINT,
+                RUNTIME_CMD,
             ],  # fmt: skip
             id="legacy",
         ),
@@ -316,9 +358,7 @@ def test_a_recipe_images_own_onbuild_lines_are_steps_only_for_the_legacy_builder
 
 def test_a_buildkit_vertex_printed_again_is_one_step():
     text = (LOGS / "buildkit-parallel-stages.txt").read_text(encoding="utf-8")
-    left_run = (
-        'RUN for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo "left $i"; sleep 1; done'
-    )
+    left_run = 'RUN for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo "left $i"; sleep 1; done'
     assert text.count(f"] {left_run}\n") == 2  # the log does repeat the vertex
 
     assert list(parse_build_output(text).steps) == [
@@ -438,9 +478,7 @@ def test_legacy_single_build_trigger_is_read():
 
 def test_buildkit_run_output_that_looks_like_a_legacy_step_does_not_confuse_detection():
     log = parse_build_output(
-        "#5 [2/2] RUN echo 'Step 1/2 : FROM x'\n"
-        "#5 0.052 Step 1/2 : FROM x\n"
-        "#5 DONE 0.1s\n"
+        "#5 [2/2] RUN echo 'Step 1/2 : FROM x'\n#5 0.052 Step 1/2 : FROM x\n#5 DONE 0.1s\n"
     )
 
     assert log.steps == (ran("RUN echo 'Step 1/2 : FROM x'"),)
@@ -493,5 +531,7 @@ def test_buildkit_step_times_are_read_for_the_steps_that_ran():
     )
 
     assert [(s.instruction, s.seconds) for s in log.steps] == [
-        ("COPY src/ /src/", 0.1), ("RUN make", 3.1), ("COPY --from=build /out /out", None),
+        ("COPY src/ /src/", 0.1),
+        ("RUN make", 3.1),
+        ("COPY --from=build /out /out", None),
     ]

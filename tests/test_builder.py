@@ -36,7 +36,9 @@ def test_auto_picks_buildkit_on_a_20_10_client_which_has_it_built_in():
     builder = choose("auto", DEBIAN_20)
 
     assert (builder.name, builder.buildkit, builder.env) == (
-        "buildkit", True, {"DOCKER_BUILDKIT": "1"},
+        "buildkit",
+        True,
+        {"DOCKER_BUILDKIT": "1"},
     )
     assert builder.reason == "auto: docker client 20.10.24+dfsg1 can build with BuildKit"
     # Its built-in BuildKit client has no --build-context.
@@ -47,7 +49,9 @@ def test_auto_picks_classic_on_a_28_client_without_buildx_and_says_why():
     builder = choose("auto", DOCKER_28)
 
     assert (builder.name, builder.buildkit, builder.env) == (
-        "classic", False, {"DOCKER_BUILDKIT": "0"},
+        "classic",
+        False,
+        {"DOCKER_BUILDKIT": "0"},
     )
     assert builder.reason == f"auto: {NO_BUILDX}"
     assert builder.build_contexts is False
@@ -57,7 +61,9 @@ def test_auto_picks_buildkit_with_build_contexts_on_a_28_client_with_buildx():
     builder = choose("auto", DOCKER_28_BUILDX)
 
     assert (builder.name, builder.env, builder.build_contexts) == (
-        "buildkit", {"DOCKER_BUILDKIT": "1"}, True,
+        "buildkit",
+        {"DOCKER_BUILDKIT": "1"},
+        True,
     )
     assert builder.reason == "auto: docker client 28.2.2 can build with BuildKit"
 
@@ -90,12 +96,16 @@ def test_docker_buildkit_set_to_1_leaves_auto_on_buildkit():
 @pytest.mark.parametrize(
     "docker, reason",
     [
-        pytest.param(DockerFacts("17.12.1-ce", None),
-                     "auto: docker client 17.12.1-ce is too old for BuildKit (18.09 or "
-                     "newer needed)", id="an old client"),
-        pytest.param(DockerFacts("20.10.24", "18.06.3-ce"),
-                     "auto: the docker daemon 18.06.3-ce is too old for BuildKit (18.09 "
-                     "or newer needed)", id="an old daemon"),
+        pytest.param(
+            DockerFacts("17.12.1-ce", None),
+            "auto: docker client 17.12.1-ce is too old for BuildKit (18.09 or newer needed)",
+            id="an old client",
+        ),
+        pytest.param(
+            DockerFacts("20.10.24", "18.06.3-ce"),
+            "auto: the docker daemon 18.06.3-ce is too old for BuildKit (18.09 or newer needed)",
+            id="an old daemon",
+        ),
     ],
 )
 def test_auto_picks_classic_on_an_old_client_or_daemon(docker, reason):
@@ -111,14 +121,19 @@ def test_a_18_09_client_and_daemon_are_new_enough():
 # -- asked for by name ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("docker", [DEBIAN_20, DOCKER_28_BUILDX,
-                                    facts(DEBIAN_20, env_buildkit="1")],
-                         ids=["20.10", "28+buildx", "DOCKER_BUILDKIT=1"])
+@pytest.mark.parametrize(
+    "docker",
+    [DEBIAN_20, DOCKER_28_BUILDX, facts(DEBIAN_20, env_buildkit="1")],
+    ids=["20.10", "28+buildx", "DOCKER_BUILDKIT=1"],
+)
 def test_classic_is_classic_on_any_docker(docker):
     builder = choose("classic", docker)
 
     assert (builder.name, builder.reason, builder.env, builder.build_contexts) == (
-        "classic", "asked for with --builder classic", {"DOCKER_BUILDKIT": "0"}, False,
+        "classic",
+        "asked for with --builder classic",
+        {"DOCKER_BUILDKIT": "0"},
+        False,
     )
 
 
@@ -126,7 +141,9 @@ def test_buildkit_on_a_client_that_can_is_buildkit():
     builder = choose("buildkit", DEBIAN_20)
 
     assert (builder.name, builder.reason, builder.build_contexts) == (
-        "buildkit", "asked for with --builder buildkit", False,
+        "buildkit",
+        "asked for with --builder buildkit",
+        False,
     )
     assert choose("buildkit", DOCKER_28_BUILDX).build_contexts is True
 
@@ -149,14 +166,19 @@ def test_buildkit_on_a_28_client_without_buildx_is_an_error_naming_the_fix():
 @pytest.mark.parametrize(
     "docker, message",
     [
-        pytest.param(DockerFacts("20.10.24", "17.06.2-ce"),
-                     "--builder buildkit: the docker daemon 17.06.2-ce is too old for "
-                     "BuildKit (18.09 or newer needed); use --builder classic",
-                     id="an old daemon"),
-        pytest.param(DockerFacts("1.13.1", None),
-                     "--builder buildkit: docker client 1.13.1 is too old for BuildKit "
-                     "(18.09 or newer needed); point --docker at a newer client, or use "
-                     "--builder classic", id="an old client"),
+        pytest.param(
+            DockerFacts("20.10.24", "17.06.2-ce"),
+            "--builder buildkit: the docker daemon 17.06.2-ce is too old for "
+            "BuildKit (18.09 or newer needed); use --builder classic",
+            id="an old daemon",
+        ),
+        pytest.param(
+            DockerFacts("1.13.1", None),
+            "--builder buildkit: docker client 1.13.1 is too old for BuildKit "
+            "(18.09 or newer needed); point --docker at a newer client, or use "
+            "--builder classic",
+            id="an old client",
+        ),
     ],
 )
 def test_buildkit_on_an_old_client_or_daemon_is_an_error_naming_the_fix(docker, message):
@@ -179,7 +201,8 @@ def test_an_unknown_builder_name_is_refused(name):
 
 def test_the_platform_of_the_daemon_is_what_buildkit_builds_for():
     assert platform_of(facts(DEBIAN_20, server_arch="arm64")) == {
-        "os_name": "linux", "arch": "arm64",
+        "os_name": "linux",
+        "arch": "arm64",
     }
 
 
@@ -213,35 +236,40 @@ def stand_in_docker(tmp_path):
 
 
 def version_json(client, server=None, os_name="linux", arch="amd64"):
-    server_part = (
-        {"Version": server, "Os": os_name, "Arch": arch} if server else None
-    )
+    server_part = {"Version": server, "Os": os_name, "Arch": arch} if server else None
     return json.dumps({"Client": {"Version": client}, "Server": server_part})
 
 
-def test_docker_facts_read_the_client_and_daemon_from_docker_version(stand_in_docker,
-                                                                     monkeypatch):
+def test_docker_facts_read_the_client_and_daemon_from_docker_version(stand_in_docker, monkeypatch):
     monkeypatch.setenv("DOCKER_BUILDKIT", "0")
     docker = stand_in_docker(version_json("20.10.24+dfsg1", "20.10.25", arch="arm64"))
 
     found = docker_facts(Runner(out=io.StringIO()), [docker])
 
-    assert found == DockerFacts("20.10.24+dfsg1", "20.10.25", server_os="linux",
-                                server_arch="arm64", has_buildx=False, env_buildkit="0")
+    assert found == DockerFacts(
+        "20.10.24+dfsg1",
+        "20.10.25",
+        server_os="linux",
+        server_arch="arm64",
+        has_buildx=False,
+        env_buildkit="0",
+    )
     # A client before 23 has BuildKit built in: no buildx to look for.
     assert stand_in_docker.calls.read_text() == "version --format {{json .}}\n"
 
 
 @pytest.mark.parametrize("buildx_code, has_buildx", [(0, True), (1, False)])
-def test_docker_facts_look_for_buildx_on_a_23_or_newer_client(stand_in_docker, buildx_code,
-                                                               has_buildx):
+def test_docker_facts_look_for_buildx_on_a_23_or_newer_client(
+    stand_in_docker, buildx_code, has_buildx
+):
     docker = stand_in_docker(version_json("28.2.2", "28.2.2"), buildx_code=buildx_code)
 
     found = docker_facts(Runner(out=io.StringIO()), [docker])
 
     assert found.has_buildx is has_buildx
     assert stand_in_docker.calls.read_text().splitlines() == [
-        "version --format {{json .}}", "buildx version",
+        "version --format {{json .}}",
+        "buildx version",
     ]
 
 
@@ -280,8 +308,9 @@ def settings(**flags):
 def test_pick_builder_for_classic_asks_docker_nothing(stand_in_docker):
     docker = stand_in_docker(version_json("20.10.24"))
 
-    builder, found = pick_builder(settings(builder="classic", docker=docker),
-                                  Runner(out=io.StringIO()))
+    builder, found = pick_builder(
+        settings(builder="classic", docker=docker), Runner(out=io.StringIO())
+    )
 
     assert (builder.name, found) == ("classic", None)
     assert not stand_in_docker.calls.exists()
@@ -295,8 +324,9 @@ def test_pick_builder_on_auto_asks_docker_and_notes_a_missing_daemon(stand_in_do
 
     assert builder.name == "buildkit"
     assert found.client_version == "20.10.24"
-    assert ("note: no docker daemon answered; the builder is chosen from the client "
-            "alone") in out.getvalue()
+    assert (
+        "note: no docker daemon answered; the builder is chosen from the client alone"
+    ) in out.getvalue()
 
 
 def test_a_client_version_without_a_number_is_treated_as_old_not_a_traceback(stand_in_docker):

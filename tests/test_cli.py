@@ -15,8 +15,14 @@ TASKS = ["build", "plan", "pull", "push", "recipes", "run"]
 
 
 def ci_load(*args, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "ci_load_tasks.cli", *args],
-                          capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ci_load_tasks.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def test_the_version_is_the_package_s():
@@ -31,8 +37,11 @@ def test_the_list_names_every_task_with_its_help_line():
     result = ci_load("--list")
 
     assert result.returncode == 0, result.stderr
-    listed = [line.split()[0] for line in result.stdout.splitlines()
-              if line.startswith("  ") and not line.startswith("    ")]
+    listed = [
+        line.split()[0]
+        for line in result.stdout.splitlines()
+        if line.startswith("  ") and not line.startswith("    ")
+    ]
     assert listed == TASKS
     assert "ci-load." not in result.stdout  # the tasks are the program's own
 
@@ -52,8 +61,18 @@ def test_a_plan_from_a_repo_without_tasks_py_reads_the_compose_file_given_with_f
     shutil.copytree(EXAMPLE, project)
     env = dict(os.environ, DOCKER_CONFIG=str(docker_config))
 
-    result = ci_load("plan", "-f", "docker-compose.yml", "--service", "app",
-                     "--builder", "classic", "--json", env=env, cwd=project)
+    result = ci_load(
+        "plan",
+        "-f",
+        "docker-compose.yml",
+        "--service",
+        "app",
+        "--builder",
+        "classic",
+        "--json",
+        env=env,
+        cwd=project,
+    )
 
     assert result.returncode == 0, result.stderr
     assert not (project / "tasks.py").exists()

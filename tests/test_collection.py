@@ -20,16 +20,29 @@ from pathlib import Path
 
 import pytest
 
-
 REPO = Path(__file__).resolve().parent.parent
 CLI_PROJECT = REPO / "tests" / "data" / "unit" / "cli"
 TASKS = ["plan", "pull", "recipes", "build", "push", "run"]
 # An override compose file that renames the main service's image.
 OVERRIDE = "services:\n  app:\n    image: example/app:2.0\n"
 SHARED_FLAGS = [
-    "--builder", "--cache-repo", "--cache-version", "--compose", "--compose-file", "--docker",
-    "--env-file", "--keep", "--other-repo", "--other-service", "--project-dir", "--recipe-compose",
-    "--recipe-repo", "--retries", "--retry-delay", "--service", "--workdir",
+    "--builder",
+    "--cache-repo",
+    "--cache-version",
+    "--compose",
+    "--compose-file",
+    "--docker",
+    "--env-file",
+    "--keep",
+    "--other-repo",
+    "--other-service",
+    "--project-dir",
+    "--recipe-compose",
+    "--recipe-repo",
+    "--retries",
+    "--retry-delay",
+    "--service",
+    "--workdir",
 ]
 
 
@@ -49,14 +62,17 @@ def inv(_shield_env, docker_config, project):
         full_env = dict(
             os.environ,
             DOCKER_CONFIG=str(docker_config),
-            PYTHONPATH=os.pathsep.join(
-                p for p in [str(REPO), os.environ.get("PYTHONPATH")] if p
-            ),
+            PYTHONPATH=os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH")] if p),
             **(env or {}),
         )
         return subprocess.run(
-            [sys.executable, "-m", "invoke", *args], check=False, cwd=cwd,
-            env=full_env, capture_output=True, text=True, timeout=120,
+            [sys.executable, "-m", "invoke", *args],
+            check=False,
+            cwd=cwd,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     return run
@@ -65,7 +81,7 @@ def inv(_shield_env, docker_config, project):
 def plan_json(result):
     """The JSON object ci-load.plan --json printed (see the test of pure JSON)."""
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout[result.stdout.index("{"):])
+    return json.loads(result.stdout[result.stdout.index("{") :])
 
 
 def write_config(project, text):
@@ -88,8 +104,9 @@ def one_line_error(result):
     "args",
     [
         pytest.param(["--list"], id="in a project whose tasks.py adds the collection"),
-        pytest.param(["--search-root", str(REPO), "--list"],
-                     id="with the ci-load repository as search root"),
+        pytest.param(
+            ["--search-root", str(REPO), "--list"], id="with the ci-load repository as search root"
+        ),
     ],
 )
 def test_the_task_list_shows_every_step_with_a_help_line(args, inv):
@@ -98,8 +115,11 @@ def test_the_task_list_shows_every_step_with_a_help_line(args, inv):
     assert result.returncode == 0, result.stderr
     for name in TASKS:
         line = next(
-            (line for line in result.stdout.splitlines()
-             if line.split()[:1] == [f"ci-load.{name}"]),
+            (
+                line
+                for line in result.stdout.splitlines()
+                if line.split()[:1] == [f"ci-load.{name}"]
+            ),
             None,
         )
         assert line is not None, f"ci-load.{name} is not listed:\n{result.stdout}"
@@ -114,8 +134,9 @@ def test_the_task_list_shows_every_step_with_a_help_line(args, inv):
         pytest.param("recipes", [], id="recipes"),
         pytest.param("build", ["--report"], id="build"),
         pytest.param("push", [], id="push"),
-        pytest.param("run", ["--[no-]build", "--[no-]pull", "--push", "--push-partial", "--report"],
-                     id="run"),
+        pytest.param(
+            "run", ["--[no-]build", "--[no-]pull", "--push", "--push-partial", "--report"], id="run"
+        ),
     ],
 )
 def test_a_tasks_help_lists_every_flag_with_its_help(task, own_flags, inv):
@@ -144,9 +165,7 @@ def test_plan_json_prints_only_the_plan_as_one_json_object(inv, project):
     assert json.loads(result.stdout)["service"] == "app"
 
 
-def test_plan_json_holds_dockerfile_context_target_stages_recipes_and_cache_images(
-    inv, project
-):
+def test_plan_json_holds_dockerfile_context_target_stages_recipes_and_cache_images(inv, project):
     data = plan_json(inv("ci-load.plan", "--json", "--service", "app"))
 
     keys = ("dockerfile", "context", "target", "stages", "recipes")
@@ -174,25 +193,45 @@ def test_plan_json_holds_dockerfile_context_target_stages_recipes_and_cache_imag
 @pytest.mark.parametrize(
     "in_file, in_env, flags, final",
     [
-        pytest.param("reg.example/file", None, [], "reg.example/file:app_final",
-                     id="invoke.yaml alone"),
-        pytest.param("reg.example/file", "reg.example/env", [],
-                     "reg.example/env:app_final",
-                     id="the environment beats invoke.yaml"),
-        pytest.param("reg.example/file", "reg.example/env",
-                     ["--cache-repo", "reg.example/flag"], "reg.example/flag:app_final",
-                     id="a flag beats the environment and invoke.yaml"),
-        pytest.param(None, None, ["--cache-repo", "reg.example/flag"],
-                     "reg.example/flag:app_final", id="a flag alone"),
-        pytest.param(None, None, [], "ci-load-local/cliapp:app_final",
-                     id="the default is a local name after the compose project"),
+        pytest.param(
+            "reg.example/file", None, [], "reg.example/file:app_final", id="invoke.yaml alone"
+        ),
+        pytest.param(
+            "reg.example/file",
+            "reg.example/env",
+            [],
+            "reg.example/env:app_final",
+            id="the environment beats invoke.yaml",
+        ),
+        pytest.param(
+            "reg.example/file",
+            "reg.example/env",
+            ["--cache-repo", "reg.example/flag"],
+            "reg.example/flag:app_final",
+            id="a flag beats the environment and invoke.yaml",
+        ),
+        pytest.param(
+            None,
+            None,
+            ["--cache-repo", "reg.example/flag"],
+            "reg.example/flag:app_final",
+            id="a flag alone",
+        ),
+        pytest.param(
+            None,
+            None,
+            [],
+            "ci-load-local/cliapp:app_final",
+            id="the default is a local name after the compose project",
+        ),
     ],
 )
 def test_a_flag_beats_config_and_config_beats_the_default(
     in_file, in_env, flags, final, inv, project
 ):
-    write_config(project, "ci_load:\n  service: app\n"
-                 + (f"  cache_repo: {in_file}\n" if in_file else ""))
+    write_config(
+        project, "ci_load:\n  service: app\n" + (f"  cache_repo: {in_file}\n" if in_file else "")
+    )
     env = {"INVOKE_CI_LOAD_CACHE_REPO": in_env} if in_env else {}
 
     data = plan_json(inv("ci-load.plan", "--json", *flags, env=env))
@@ -208,13 +247,16 @@ def test_the_service_can_come_from_the_environment(inv):
     assert data["service"] == "app"
 
 
-def test_settings_from_the_environment_work_with_the_repository_as_search_root(
-    inv, project
-):
+def test_settings_from_the_environment_work_with_the_repository_as_search_root(inv, project):
     result = inv(
-        "--search-root", str(REPO), "ci-load.plan", "--json",
-        env={"INVOKE_CI_LOAD_SERVICE": "app",
-             "INVOKE_CI_LOAD_COMPOSE_FILES": str(project / "docker-compose.yml")},
+        "--search-root",
+        str(REPO),
+        "ci-load.plan",
+        "--json",
+        env={
+            "INVOKE_CI_LOAD_SERVICE": "app",
+            "INVOKE_CI_LOAD_COMPOSE_FILES": str(project / "docker-compose.yml"),
+        },
     )
 
     data = plan_json(result)
@@ -225,22 +267,23 @@ def test_lists_from_the_environment_are_split(inv, project):
     (project / "override.yml").write_text(OVERRIDE)
     env = {
         "INVOKE_CI_LOAD_SERVICE": "app",
-        "INVOKE_CI_LOAD_COMPOSE_FILES": os.pathsep.join(["docker-compose.yml",
-                                                         "override.yml"]),
+        "INVOKE_CI_LOAD_COMPOSE_FILES": os.pathsep.join(["docker-compose.yml", "override.yml"]),
         "INVOKE_CI_LOAD_OTHER_SERVICES": "app-test",
         "INVOKE_CI_LOAD_OTHER_REPOS": "reg.example/a:x, reg.example/b",
     }
 
     data = plan_json(inv("ci-load.plan", "--json", env=env))
 
-    assert data["compose_files"] == [str(project / "docker-compose.yml"),
-                                     str(project / "override.yml")]
-    assert data["builds"][-1]["images"] == ["example/app:2.0",
-                                           "ci-load-local/cliapp:app_final"]
+    assert data["compose_files"] == [
+        str(project / "docker-compose.yml"),
+        str(project / "override.yml"),
+    ]
+    assert data["builds"][-1]["images"] == ["example/app:2.0", "ci-load-local/cliapp:app_final"]
     assert data["stages"] == ["base", "build", "test"]
     assert [t["target"] for t in data["tags"]] == ["example/app-test:1.0"]
     assert [o["final"] for o in data["other_cache_images"]] == [
-        "reg.example/a:x_final", "reg.example/b:app_final",
+        "reg.example/a:x_final",
+        "reg.example/b:app_final",
     ]
 
 
@@ -248,11 +291,21 @@ def test_repeated_compose_file_flags_replace_the_configured_files(inv, project):
     (project / "override.yml").write_text(OVERRIDE)
     write_config(project, "ci_load:\n  service: app\n  compose_files: [missing.yml]\n")
 
-    data = plan_json(inv("ci-load.plan", "--json", "--compose-file",
-                         "docker-compose.yml", "--compose-file", "override.yml"))
+    data = plan_json(
+        inv(
+            "ci-load.plan",
+            "--json",
+            "--compose-file",
+            "docker-compose.yml",
+            "--compose-file",
+            "override.yml",
+        )
+    )
 
-    assert data["compose_files"] == [str(project / "docker-compose.yml"),
-                                     str(project / "override.yml")]
+    assert data["compose_files"] == [
+        str(project / "docker-compose.yml"),
+        str(project / "override.yml"),
+    ]
 
 
 def test_an_unknown_key_in_invoke_yaml_is_a_one_line_error(inv, project):
@@ -272,14 +325,10 @@ def test_an_unknown_key_in_invoke_yaml_is_a_one_line_error(inv, project):
 def test_a_missing_service_is_a_one_line_error(inv):
     line = one_line_error(inv("ci-load.plan"))
 
-    assert line == (
-        "ci-load plan: no main service: pass --service NAME or set ci_load.service"
-    )
+    assert line == ("ci-load plan: no main service: pass --service NAME or set ci_load.service")
 
 
-def test_an_undefined_service_is_a_one_line_error_naming_it_and_the_compose_file(
-    inv, project
-):
+def test_an_undefined_service_is_a_one_line_error_naming_it_and_the_compose_file(inv, project):
     line = one_line_error(inv("ci-load.build", "--service", "shop"))
 
     assert line == (
@@ -290,22 +339,21 @@ def test_an_undefined_service_is_a_one_line_error_naming_it_and_the_compose_file
 
 
 def test_a_missing_compose_file_is_a_one_line_error(inv, project):
-    line = one_line_error(inv("ci-load.plan", "--service", "app",
-                              "--compose-file", "nope.yml"))
+    line = one_line_error(inv("ci-load.plan", "--service", "app", "--compose-file", "nope.yml"))
 
     assert line == (
-        f"ci-load plan: compose file {project / 'nope.yml'} does not exist: check "
-        "--compose-file"
+        f"ci-load plan: compose file {project / 'nope.yml'} does not exist: check --compose-file"
     )
 
 
 def test_a_docker_that_is_not_installed_is_a_one_line_error_saying_so(inv):
-    line = one_line_error(inv("ci-load.build", "--service", "app",
-                              "--docker", "/nonexistent/docker"))
+    line = one_line_error(
+        inv("ci-load.build", "--service", "app", "--docker", "/nonexistent/docker")
+    )
 
     assert line == (
-        "ci-load build: '/nonexistent/docker' not found (or not executable): install it or point ci-load "
-        "at it (--docker / --compose, ci_load.docker / ci_load.compose)"
+        "ci-load build: '/nonexistent/docker' not found (or not executable): "
+        "install it or point ci-load at it (--docker / --compose, ci_load.docker / ci_load.compose)"
     )
 
 
@@ -317,10 +365,14 @@ def test_a_docker_that_is_not_installed_is_a_one_line_error_saying_so(inv):
 DOCKER_QUESTIONS = ["version --format {{json .}}", "buildx version"]
 
 # `docker version` of a docker 28 client (no buildx) whose daemon answers.
-ANSWERING_DAEMON = shlex.quote(json.dumps({
-    "Client": {"Version": "28.2.2"},
-    "Server": {"Version": "28.2.2", "Os": "linux", "Arch": "amd64"},
-}))
+ANSWERING_DAEMON = shlex.quote(
+    json.dumps(
+        {
+            "Client": {"Version": "28.2.2"},
+            "Server": {"Version": "28.2.2", "Os": "linux", "Arch": "amd64"},
+        }
+    )
+)
 VERSION_LINE = f'if [ "$1" = version ]; then echo {ANSWERING_DAEMON}; exit 0; fi\n'
 
 
@@ -354,84 +406,184 @@ def docker_calls(calls):
 def test_a_dry_build_prints_the_docker_builds_and_runs_none(inv, project, fake_docker):
     docker, calls = fake_docker
 
-    result = inv("--dry", "ci-load.build", "--service", "app", "--compose", "docker compose",
-                 "--docker", str(docker),
-                 "--cache-repo", "reg.example/cache")
+    result = inv(
+        "--dry",
+        "ci-load.build",
+        "--service",
+        "app",
+        "--compose",
+        "docker compose",
+        "--docker",
+        str(docker),
+        "--cache-repo",
+        "reg.example/cache",
+    )
 
     assert result.returncode == 0, result.stderr
     assert docker_calls(calls) == DOCKER_QUESTIONS
     cache_from = [
-        "--cache-from", "example/app:1.0",
-        "--cache-from", "reg.example/cache:app_final",
-        "--cache-from", "reg.example/cache:app_stage_base",
-        "--cache-from", "reg.example/cache:app_stage_build",
-        "--cache-from", "reg.example/cache:app_stage_test",
+        "--cache-from",
+        "example/app:1.0",
+        "--cache-from",
+        "reg.example/cache:app_final",
+        "--cache-from",
+        "reg.example/cache:app_stage_base",
+        "--cache-from",
+        "reg.example/cache:app_stage_build",
+        "--cache-from",
+        "reg.example/cache:app_stage_test",
     ]
     dockerfile, context = str(project / "Dockerfile"), str(project)
     expected = [
-        [str(docker), "build", "-f", dockerfile, "--target", "base", *cache_from,
-         "-t", "reg.example/cache:app_stage_base", context],
-        [str(docker), "build", "-f", dockerfile, "--target", "build", *cache_from,
-         "-t", "reg.example/cache:app_stage_build", context],
-        [str(docker), "build", "-f", dockerfile, "--target", "test", *cache_from,
-         "-t", "reg.example/cache:app_stage_test", context],
-        [str(docker), "build", "-f", dockerfile, *cache_from,
-         "-t", "example/app:1.0", "-t", "reg.example/cache:app_final", context],
+        [
+            str(docker),
+            "build",
+            "-f",
+            dockerfile,
+            "--target",
+            "base",
+            *cache_from,
+            "-t",
+            "reg.example/cache:app_stage_base",
+            context,
+        ],
+        [
+            str(docker),
+            "build",
+            "-f",
+            dockerfile,
+            "--target",
+            "build",
+            *cache_from,
+            "-t",
+            "reg.example/cache:app_stage_build",
+            context,
+        ],
+        [
+            str(docker),
+            "build",
+            "-f",
+            dockerfile,
+            "--target",
+            "test",
+            *cache_from,
+            "-t",
+            "reg.example/cache:app_stage_test",
+            context,
+        ],
+        [
+            str(docker),
+            "build",
+            "-f",
+            dockerfile,
+            *cache_from,
+            "-t",
+            "example/app:1.0",
+            "-t",
+            "reg.example/cache:app_final",
+            context,
+        ],
     ]
     printed = [line for line in result.stdout.splitlines() if line.startswith("+ ")]
     assert printed[2:] == [
-        f"+ DOCKER_BUILDKIT=0 {shlex.join(argv)}  # dry run: not run"
-        for argv in expected
+        f"+ DOCKER_BUILDKIT=0 {shlex.join(argv)}  # dry run: not run" for argv in expected
     ]
     # Commands that only read still run: compose config and docker version.
     assert printed[0] == "+ docker compose --profile '*' config"
     assert printed[1] == f"+ {docker} version --format '{{{{json .}}}}'"
-    assert ("builder: classic (auto: docker client 28.2.2 builds with BuildKit only "
-            "through the buildx plugin, which `docker buildx version` did not find)"
-            ) in result.stdout.splitlines()
+    assert (
+        "builder: classic (auto: docker client 28.2.2 builds with BuildKit only "
+        "through the buildx plugin, which `docker buildx version` did not find)"
+    ) in result.stdout.splitlines()
 
 
-def test_a_dry_build_with_a_docker_20_client_plans_buildkit_service_first(
-    inv, project, tmp_path
-):
+def test_a_dry_build_with_a_docker_20_client_plans_buildkit_service_first(inv, project, tmp_path):
     docker, calls = write_fake_docker(tmp_path, client="20.10.24+dfsg1")
 
-    result = inv("--dry", "ci-load.build", "--service", "app", "--compose", "docker compose",
-                 "--docker", str(docker), "--cache-repo", "reg.example/cache")
+    result = inv(
+        "--dry",
+        "ci-load.build",
+        "--service",
+        "app",
+        "--compose",
+        "docker compose",
+        "--docker",
+        str(docker),
+        "--cache-repo",
+        "reg.example/cache",
+    )
 
     assert result.returncode == 0, result.stderr
     # A client before 23 has BuildKit built in: no buildx to ask about.
     assert docker_calls(calls) == DOCKER_QUESTIONS[:1]
-    assert ("builder: buildkit (auto: docker client 20.10.24+dfsg1 can build with "
-            "BuildKit)") in result.stdout.splitlines()
+    assert (
+        "builder: buildkit (auto: docker client 20.10.24+dfsg1 can build with BuildKit)"
+    ) in result.stdout.splitlines()
     cache_from = [
-        "--cache-from", "reg.example/cache:app_final",
-        "--cache-from", "reg.example/cache:app_stage_base",
-        "--cache-from", "reg.example/cache:app_stage_build",
-        "--cache-from", "reg.example/cache:app_stage_test",
+        "--cache-from",
+        "reg.example/cache:app_final",
+        "--cache-from",
+        "reg.example/cache:app_stage_base",
+        "--cache-from",
+        "reg.example/cache:app_stage_build",
+        "--cache-from",
+        "reg.example/cache:app_stage_test",
     ]
     dockerfile, context = str(project / "Dockerfile"), str(project)
     common = ["--progress", "plain"]
     inline = ["--build-arg", "BUILDKIT_INLINE_CACHE=1", *cache_from]
     expected = [
-        [str(docker), "build", "-f", dockerfile, *common, *inline,
-         "-t", "example/app:1.0", "-t", "reg.example/cache:app_final", context],
-        *([str(docker), "build", "-f", dockerfile, *common, "--target", stage, *inline,
-           "-t", f"reg.example/cache:app_stage_{stage}", context]
-          for stage in ("base", "build", "test")),
+        [
+            str(docker),
+            "build",
+            "-f",
+            dockerfile,
+            *common,
+            *inline,
+            "-t",
+            "example/app:1.0",
+            "-t",
+            "reg.example/cache:app_final",
+            context,
+        ],
+        *(
+            [
+                str(docker),
+                "build",
+                "-f",
+                dockerfile,
+                *common,
+                "--target",
+                stage,
+                *inline,
+                "-t",
+                f"reg.example/cache:app_stage_{stage}",
+                context,
+            ]
+            for stage in ("base", "build", "test")
+        ),
     ]
     printed = [line for line in result.stdout.splitlines() if line.startswith("+ ")]
     assert printed[2:] == [
-        f"+ DOCKER_BUILDKIT=1 {shlex.join(argv)}  # dry run: not run"
-        for argv in expected
+        f"+ DOCKER_BUILDKIT=1 {shlex.join(argv)}  # dry run: not run" for argv in expected
     ]
 
 
 def test_builder_classic_asks_docker_nothing_before_planning(inv, fake_docker):
     docker, calls = fake_docker
 
-    result = inv("--dry", "ci-load.build", "--service", "app", "--compose", "docker compose",
-                 "--docker", str(docker), "--builder", "classic")
+    result = inv(
+        "--dry",
+        "ci-load.build",
+        "--service",
+        "app",
+        "--compose",
+        "docker compose",
+        "--docker",
+        str(docker),
+        "--builder",
+        "classic",
+    )
 
     assert result.returncode == 0, result.stderr
     assert docker_calls(calls) == []
@@ -441,8 +593,19 @@ def test_builder_classic_asks_docker_nothing_before_planning(inv, fake_docker):
 def test_builder_buildkit_on_a_docker_28_client_without_buildx_is_a_one_line_error(
     inv, fake_docker
 ):
-    line = one_line_error(inv("ci-load.plan", "--service", "app", "--compose", "docker compose",
-                              "--docker", str(fake_docker[0]), "--builder", "buildkit"))
+    line = one_line_error(
+        inv(
+            "ci-load.plan",
+            "--service",
+            "app",
+            "--compose",
+            "docker compose",
+            "--docker",
+            str(fake_docker[0]),
+            "--builder",
+            "buildkit",
+        )
+    )
 
     assert line.startswith(
         "ci-load plan: --builder buildkit: docker client 28.2.2 builds with BuildKit only "
@@ -452,8 +615,15 @@ def test_builder_buildkit_on_a_docker_28_client_without_buildx_is_a_one_line_err
 
 
 def test_the_plan_text_names_the_builder_and_the_stages_not_needed(inv):
-    result = inv("ci-load.plan", "--service", "app-test", "--builder", "classic",
-                 "--cache-repo", "reg.example/cache")
+    result = inv(
+        "ci-load.plan",
+        "--service",
+        "app-test",
+        "--builder",
+        "classic",
+        "--cache-repo",
+        "reg.example/cache",
+    )
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -477,12 +647,23 @@ def test_a_builder_that_is_not_known_is_a_one_line_error(inv):
 
 
 def test_the_builder_can_come_from_the_environment(inv, fake_docker):
-    data = plan_json(inv("ci-load.plan", "--json", "--service", "app",
-                         "--compose", "docker compose", "--docker", str(fake_docker[0]),
-                         env={"INVOKE_CI_LOAD_BUILDER": "classic"}))
+    data = plan_json(
+        inv(
+            "ci-load.plan",
+            "--json",
+            "--service",
+            "app",
+            "--compose",
+            "docker compose",
+            "--docker",
+            str(fake_docker[0]),
+            env={"INVOKE_CI_LOAD_BUILDER": "classic"},
+        )
+    )
 
     assert (data["builder"], data["builder_reason"]) == (
-        "classic", "asked for with --builder classic",
+        "classic",
+        "asked for with --builder classic",
     )
     assert docker_calls(fake_docker[1]) == []
 
@@ -492,18 +673,29 @@ def test_the_builder_can_come_from_the_environment(inv, fake_docker):
     [
         pytest.param({}, [], False, id="by default"),
         pytest.param({}, ["--keep"], True, id="with --keep"),
-        pytest.param({"INVOKE_CI_LOAD_KEEP": "1"}, [], True,
-                     id="with keep=1 in the env"),
-        pytest.param({"INVOKE_CI_LOAD_KEEP": "false"}, [], False,
-                     id="with keep=false in the env"),
+        pytest.param({"INVOKE_CI_LOAD_KEEP": "1"}, [], True, id="with keep=1 in the env"),
+        pytest.param({"INVOKE_CI_LOAD_KEEP": "false"}, [], False, id="with keep=false in the env"),
     ],
 )
-def test_the_generated_files_are_kept_only_when_asked(env, flags, kept, inv, project,
-                                                       fake_docker, tmp_path):
+def test_the_generated_files_are_kept_only_when_asked(
+    env, flags, kept, inv, project, fake_docker, tmp_path
+):
     workdir = tmp_path / "work"
 
-    result = inv("--dry", "ci-load.build", "--service", "app", "--compose", "docker compose",
-                 "--docker", str(fake_docker[0]), "--workdir", str(workdir), *flags, env=env)
+    result = inv(
+        "--dry",
+        "ci-load.build",
+        "--service",
+        "app",
+        "--compose",
+        "docker compose",
+        "--docker",
+        str(fake_docker[0]),
+        "--workdir",
+        str(workdir),
+        *flags,
+        env=env,
+    )
 
     assert result.returncode == 0, result.stderr
     assert (workdir / "stages.yml").exists() is kept
@@ -531,8 +723,7 @@ def test_a_compose_that_exits_0_for_an_unknown_command_is_refused_before_anythin
     calls = tmp_path / "compose-calls.txt"
     compose = stand_in("docker-compose", f'echo "$@" >> {shlex.quote(str(calls))}\n')
 
-    line = one_line_error(inv("ci-load.run", "--service", "app",
-                              "--compose", str(compose)))
+    line = one_line_error(inv("ci-load.run", "--service", "app", "--compose", str(compose)))
 
     assert line == (
         f"ci-load run: '{compose}' exits 0 even for an unknown command, so ci-load "
@@ -542,13 +733,15 @@ def test_a_compose_that_exits_0_for_an_unknown_command_is_refused_before_anythin
     # Only the probe: `compose version` runs only once `compose config` failed.
     # Both questions at once, so in either order.
     assert sorted(calls.read_text().splitlines()) == [
-        "ci-load-probe-no-such-command", "version",
+        "ci-load-probe-no-such-command",
+        "version",
     ]
 
 
 def test_a_missing_compose_is_a_one_line_error_saying_it_is_not_found(inv):
-    line = one_line_error(inv("ci-load.plan", "--service", "app",
-                              "--compose", "/nonexistent/compose"))
+    line = one_line_error(
+        inv("ci-load.plan", "--service", "app", "--compose", "/nonexistent/compose")
+    )
 
     assert line == (
         "ci-load plan: '/nonexistent/compose' not found (or not executable): install "
@@ -558,9 +751,7 @@ def test_a_missing_compose_is_a_one_line_error_saying_it_is_not_found(inv):
 
 
 def test_a_docker_without_a_compose_plugin_is_an_error_naming_the_fix(inv, stand_in):
-    docker = stand_in(
-        "docker", "echo \"docker: 'compose' is not a docker command.\" >&2\nexit 1\n"
-    )
+    docker = stand_in("docker", "echo \"docker: 'compose' is not a docker command.\" >&2\nexit 1\n")
 
     result = inv("ci-load.plan", "--service", "app", "--docker", str(docker))
 
@@ -577,8 +768,7 @@ def test_a_docker_without_a_compose_plugin_is_an_error_naming_the_fix(inv, stand
 def test_a_docker_that_is_not_executable_is_a_one_line_error_saying_so(inv, stand_in):
     docker = stand_in("docker", "exit 0\n", mode=0o644)
 
-    line = one_line_error(inv("ci-load.plan", "--service", "app",
-                              "--docker", str(docker)))
+    line = one_line_error(inv("ci-load.plan", "--service", "app", "--docker", str(docker)))
 
     assert line == (
         f"ci-load plan: '{docker}' not found (or not executable): install it or point "
@@ -588,8 +778,7 @@ def test_a_docker_that_is_not_executable_is_a_one_line_error_saying_so(inv, stan
 
 def test_a_main_service_behind_a_compose_profile_is_found(inv, project):
     (project / "docker-compose.yml").write_text(
-        "services:\n  app:\n    image: example/app:1.0\n    profiles: [release]\n"
-        "    build: .\n"
+        "services:\n  app:\n    image: example/app:1.0\n    profiles: [release]\n    build: .\n"
     )
 
     data = plan_json(inv("ci-load.plan", "--json", "--service", "app"))
@@ -600,9 +789,7 @@ def test_a_main_service_behind_a_compose_profile_is_found(inv, project):
 # -- mistakes in the settings -------------------------------------------------------
 
 
-def test_a_value_of_the_wrong_type_in_invoke_yaml_is_a_one_line_error_naming_its_key(
-    inv, project
-):
+def test_a_value_of_the_wrong_type_in_invoke_yaml_is_a_one_line_error_naming_its_key(inv, project):
     write_config(project, "ci_load:\n  service: app\n  cache_repo: 5000\n")
 
     line = one_line_error(inv("ci-load.plan"))
@@ -610,12 +797,18 @@ def test_a_value_of_the_wrong_type_in_invoke_yaml_is_a_one_line_error_naming_its
     assert line == "ci-load plan: ci_load.cache_repo must be a string, not 5000"
 
 
-def test_a_missing_recipe_compose_file_is_an_error_naming_the_recipe_compose_flag(
-    inv, project
-):
-    line = one_line_error(inv("ci-load.plan", "--service", "app",
-                              "--recipe-repo", "cilocal/recipe",
-                              "--recipe-compose", "recipes.yml"))
+def test_a_missing_recipe_compose_file_is_an_error_naming_the_recipe_compose_flag(inv, project):
+    line = one_line_error(
+        inv(
+            "ci-load.plan",
+            "--service",
+            "app",
+            "--recipe-repo",
+            "cilocal/recipe",
+            "--recipe-compose",
+            "recipes.yml",
+        )
+    )
 
     assert line == (
         f"ci-load plan: compose file {project / 'recipes.yml'} does not exist: check "
@@ -639,8 +832,9 @@ def test_a_report_path_that_cannot_be_written_fails_before_any_work(
     docker, calls = fake_docker
     (project / "reports").mkdir()
 
-    line = one_line_error(inv("ci-load.run", "--service", "app",
-                              "--docker", str(docker), "--report", report))
+    line = one_line_error(
+        inv("ci-load.run", "--service", "app", "--docker", str(docker), "--report", report)
+    )
 
     assert line == (
         f"ci-load run: --report {report}: cannot write a file there; give a file path "
@@ -653,8 +847,9 @@ def test_a_workdir_that_is_a_file_is_a_one_line_error(inv, tmp_path):
     not_a_directory = tmp_path / "work"
     not_a_directory.write_text("a file\n")
 
-    line = one_line_error(inv("ci-load.plan", "--service", "app",
-                              "--workdir", str(not_a_directory)))
+    line = one_line_error(
+        inv("ci-load.plan", "--service", "app", "--workdir", str(not_a_directory))
+    )
 
     assert line == (
         f"ci-load plan: cannot use {not_a_directory} as work directory: File exists; "
@@ -662,18 +857,26 @@ def test_a_workdir_that_is_a_file_is_a_one_line_error(inv, tmp_path):
     )
 
 
-def test_a_users_own_file_in_the_workdir_is_an_error_and_left_unchanged(
-    inv, fake_docker, tmp_path
-):
+def test_a_users_own_file_in_the_workdir_is_an_error_and_left_unchanged(inv, fake_docker, tmp_path):
     workdir = tmp_path / "work"
     workdir.mkdir()
     users_file = workdir / "stages.yml"
     users_file.write_text("services:\n  mine:\n    image: busybox\n")
 
-    line = one_line_error(inv("--dry", "ci-load.build", "--service", "app",
-                              "--compose", "docker compose",
-                              "--docker", str(fake_docker[0]),
-                              "--workdir", str(workdir)))
+    line = one_line_error(
+        inv(
+            "--dry",
+            "ci-load.build",
+            "--service",
+            "app",
+            "--compose",
+            "docker compose",
+            "--docker",
+            str(fake_docker[0]),
+            "--workdir",
+            str(workdir),
+        )
+    )
 
     assert line == (
         f"ci-load build: {users_file} exists and was not written by ci-load; choose "
@@ -686,8 +889,17 @@ def test_a_rerun_with_the_same_kept_workdir_overwrites_the_files_ci_load_wrote(
     inv, fake_docker, tmp_path
 ):
     workdir = tmp_path / "work"
-    flags = ["--service", "app", "--compose", "docker compose",
-             "--docker", str(fake_docker[0]), "--workdir", str(workdir), "--keep"]
+    flags = [
+        "--service",
+        "app",
+        "--compose",
+        "docker compose",
+        "--docker",
+        str(fake_docker[0]),
+        "--workdir",
+        str(workdir),
+        "--keep",
+    ]
     first = inv("--dry", "ci-load.build", *flags, "--cache-repo", "reg.example/one")
     assert first.returncode == 0, first.stderr
 
@@ -702,8 +914,9 @@ def test_a_rerun_with_the_same_kept_workdir_overwrites_the_files_ci_load_wrote(
 def test_plan_with_keep_writes_the_generated_files_into_the_workdir(inv, tmp_path):
     workdir = tmp_path / "work"
 
-    data = plan_json(inv("ci-load.plan", "--json", "--service", "app",
-                         "--workdir", str(workdir), "--keep"))
+    data = plan_json(
+        inv("ci-load.plan", "--json", "--service", "app", "--workdir", str(workdir), "--keep")
+    )
 
     assert sorted(p.name for p in workdir.iterdir()) == ["push_pull.yml", "stages.yml"]
     for name, text in data["files"].items():
@@ -712,9 +925,17 @@ def test_plan_with_keep_writes_the_generated_files_into_the_workdir(inv, tmp_pat
 
 def test_plan_piped_into_head_exits_without_a_traceback(docker_config, project):
     result = subprocess.run(
-        ["bash", "-c", f"{shlex.quote(sys.executable)} -m invoke ci-load.plan "
-         "--service app | head -1; exit ${PIPESTATUS[0]}"],
-        check=False, cwd=project, capture_output=True, text=True, timeout=120,
+        [
+            "bash",
+            "-c",
+            f"{shlex.quote(sys.executable)} -m invoke ci-load.plan "
+            "--service app | head -1; exit ${PIPESTATUS[0]}",
+        ],
+        check=False,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env=dict(os.environ, DOCKER_CONFIG=str(docker_config), PYTHONPATH=str(REPO)),
     )
 
@@ -727,31 +948,51 @@ def test_plan_piped_into_head_exits_without_a_traceback(docker_config, project):
 # -- the report -----------------------------------------------------------------------
 
 
-def test_a_dry_runs_report_says_dry_and_lists_nothing_tagged_or_pushed(
-    inv, fake_docker, tmp_path
-):
+def test_a_dry_runs_report_says_dry_and_lists_nothing_tagged_or_pushed(inv, fake_docker, tmp_path):
     report = tmp_path / "report.json"
 
-    result = inv("--dry", "ci-load.run", "--service", "app",
-                 "--compose", "docker compose", "--docker", str(fake_docker[0]),
-                 "--cache-repo", "reg.example/cache", "--push", "--report", str(report))
+    result = inv(
+        "--dry",
+        "ci-load.run",
+        "--service",
+        "app",
+        "--compose",
+        "docker compose",
+        "--docker",
+        str(fake_docker[0]),
+        "--cache-repo",
+        "reg.example/cache",
+        "--push",
+        "--report",
+        str(report),
+    )
 
     assert result.returncode == 0, result.stderr
     data = json.loads(report.read_text())
     assert (data["dry"], data["tagged"], data["pushed"], data["error"]) == (
-        True, [], [], None,
+        True,
+        [],
+        [],
+        None,
     )
 
 
 def test_a_failed_runs_report_holds_the_error(inv, stand_in, tmp_path):
     # A docker 28 client without buildx (so the classic builder) whose builds fail.
-    docker = stand_in("docker", (
-        VERSION_LINE + 'echo "no daemon here" >&2\nexit 3\n'
-    ))
+    docker = stand_in("docker", (VERSION_LINE + 'echo "no daemon here" >&2\nexit 3\n'))
     report = tmp_path / "report.json"
 
-    result = inv("ci-load.run", "--service", "app", "--compose", "docker compose",
-                 "--docker", str(docker), "--report", str(report))
+    result = inv(
+        "ci-load.run",
+        "--service",
+        "app",
+        "--compose",
+        "docker compose",
+        "--docker",
+        str(docker),
+        "--report",
+        str(report),
+    )
 
     assert result.returncode == 1
     last = result.stderr.splitlines()[-1]
@@ -772,8 +1013,7 @@ def test_an_env_file_reaches_compose_and_so_the_build_args(inv, project):
     (project / "ci.env").write_text("VERSION=2.5\n")
 
     default = plan_json(inv("ci-load.plan", "--service", "app", "--json"))
-    from_file = plan_json(inv("ci-load.plan", "--service", "app", "--json",
-                              "--env-file", "ci.env"))
+    from_file = plan_json(inv("ci-load.plan", "--service", "app", "--json", "--env-file", "ci.env"))
 
     assert default["build_args"] == {"VERSION": "0.0"}
     assert from_file["build_args"] == {"VERSION": "2.5"}
@@ -799,18 +1039,40 @@ def test_a_signal_stops_the_running_build_cleans_up_and_exits_128_plus_its_numbe
 ):
     started = tmp_path / "build-started"
     child = tmp_path / "build-pid"
-    docker = stand_in("docker", (
-        VERSION_LINE
-        + f'if [ "$1" = build ]; then echo $$ > {child}; touch {started}; exec sleep 60; fi\n'
-        'exec docker "$@"\n'
-    ))
+    docker = stand_in(
+        "docker",
+        (
+            VERSION_LINE
+            + f'if [ "$1" = build ]; then echo $$ > {child}; touch {started}; exec sleep 60; fi\n'
+            'exec docker "$@"\n'
+        ),
+    )
     report = tmp_path / "report.json"
-    env = dict(os.environ, DOCKER_CONFIG=str(docker_config),
-               PYTHONPATH=os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH")] if p))
+    env = dict(
+        os.environ,
+        DOCKER_CONFIG=str(docker_config),
+        PYTHONPATH=os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH")] if p),
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "ci-load.run", "--service", "app",
-         "--compose", "docker compose", "--docker", str(docker), "--report", str(report)],
-        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "invoke",
+            "ci-load.run",
+            "--service",
+            "app",
+            "--compose",
+            "docker compose",
+            "--docker",
+            str(docker),
+            "--report",
+            str(report),
+        ],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         # Its own session: a SIGINT from the test reaches ci-load alone, as a
         # forwarded one from a CI runner would.
         start_new_session=True,
@@ -835,33 +1097,47 @@ def test_a_signal_stops_the_running_build_cleans_up_and_exits_128_plus_its_numbe
     assert json.loads(report.read_text())["error"] == f"interrupted by {name}"
 
 
-def test_a_push_the_registry_fails_once_is_tried_again_and_succeeds(
-    inv, stand_in, tmp_path
-):
-    plan = plan_json(inv("ci-load.plan", "--service", "app", "--json",
-                         "--cache-repo", "reg.example/cache"))
+def test_a_push_the_registry_fails_once_is_tried_again_and_succeeds(inv, stand_in, tmp_path):
+    plan = plan_json(
+        inv("ci-load.plan", "--service", "app", "--json", "--cache-repo", "reg.example/cache")
+    )
     images = tmp_path / "images.txt"
     images.write_text("\n".join(plan["pushed"]) + "\n")
     failed_once = tmp_path / "failed-once"
-    docker = stand_in("docker", (
-        VERSION_LINE
-        + f'if [ "$1 $2" = "image ls" ]; then cat {images}; exit 0; fi\n'
-        # The registry has none of them.
-        + 'if [ "$1" = manifest ]; then echo "no such manifest: $4" >&2; exit 1; fi\n'
-        'exec docker "$@"\n'
-    ))
-    compose = stand_in("compose", (
-        'case "$*" in\n'
-        f'  *" push "*) [ -e {failed_once} ] && exit 0\n'
-        f'              touch {failed_once}\n'
-        '              echo "received unexpected HTTP status: 500"; exit 1;;\n'
-        '  *ci-load-probe*) exit 1;;\n'
-        '  *) exec docker compose "$@";;\n'
-        'esac\n'
-    ))
+    docker = stand_in(
+        "docker",
+        (
+            VERSION_LINE
+            + f'if [ "$1 $2" = "image ls" ]; then cat {images}; exit 0; fi\n'
+            # The registry has none of them.
+            + 'if [ "$1" = manifest ]; then echo "no such manifest: $4" >&2; exit 1; fi\n'
+            'exec docker "$@"\n'
+        ),
+    )
+    compose = stand_in(
+        "compose",
+        (
+            'case "$*" in\n'
+            f'  *" push "*) [ -e {failed_once} ] && exit 0\n'
+            f"              touch {failed_once}\n"
+            '              echo "received unexpected HTTP status: 500"; exit 1;;\n'
+            "  *ci-load-probe*) exit 1;;\n"
+            '  *) exec docker compose "$@";;\n'
+            "esac\n"
+        ),
+    )
 
-    result = inv("ci-load.push", "--service", "app", "--cache-repo", "reg.example/cache",
-                 "--docker", str(docker), "--compose", str(compose))
+    result = inv(
+        "ci-load.push",
+        "--service",
+        "app",
+        "--cache-repo",
+        "reg.example/cache",
+        "--docker",
+        str(docker),
+        "--compose",
+        str(compose),
+    )
 
     assert result.returncode == 0, result.stderr
     assert "warning: push failed (exit code 1); trying again in 1s" in result.stdout
@@ -869,8 +1145,9 @@ def test_a_push_the_registry_fails_once_is_tried_again_and_succeeds(
 
 
 def test_compose_v1_is_refused_with_a_line_naming_its_version(inv, stand_in):
-    compose = stand_in("docker-compose", 'if [ "$1" = version ]; then echo 1.29.2; exit 0; fi\n'
-                                         "exit 1\n")
+    compose = stand_in(
+        "docker-compose", 'if [ "$1" = version ]; then echo 1.29.2; exit 0; fi\nexit 1\n'
+    )
 
     line = one_line_error(inv("ci-load.plan", "--service", "app", "--compose", str(compose)))
 

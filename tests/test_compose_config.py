@@ -45,8 +45,12 @@ def compose_env(_shield_env, docker_config):
 @pytest.mark.parametrize(
     "name",
     [
-        "shop.yml", "shop_collide.yml", "layers.yml", "recipes.yml",
-        "recipes_no_hello.yml", "edge.yml",
+        "shop.yml",
+        "shop_collide.yml",
+        "layers.yml",
+        "recipes.yml",
+        "recipes_no_hello.yml",
+        "edge.yml",
     ],
 )
 def test_the_stored_rendered_configs_are_what_compose_renders_today(name, compose_env):
@@ -55,8 +59,13 @@ def test_the_stored_rendered_configs_are_what_compose_renders_today(name, compos
     assert first_line.startswith(prefix)
 
     result = subprocess.run(
-        shlex.split(first_line[len(prefix):]), check=False, cwd=REPO,
-        env=compose_env, capture_output=True, text=True, timeout=60,
+        shlex.split(first_line[len(prefix) :]),
+        check=False,
+        cwd=REPO,
+        env=compose_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
     assert result.returncode == 0, result.stderr
@@ -97,11 +106,10 @@ def test_a_services_target_is_read():
 @pytest.mark.parametrize(
     "name, service, arg, value",
     [
+        pytest.param("shop.yml", "shop", "GREETING", "costs $5", id="one escaped dollar"),
         pytest.param(
-            "shop.yml", "shop", "GREETING", "costs $5", id="one escaped dollar"
+            "edge.yml", "extra", "DOLLARS", "$HOME and ${USER}", id="escaped variables stay literal"
         ),
-        pytest.param("edge.yml", "extra", "DOLLARS", "$HOME and ${USER}",
-                     id="escaped variables stay literal"),
     ],
 )
 def test_an_escaped_dollar_in_a_rendered_arg_reaches_docker_as_one_dollar(
@@ -117,11 +125,15 @@ def test_build_keys_are_read_and_those_ci_load_does_not_pass_on_are_listed():
     build = read_service(rendered("edge.yml"), "extra", EDGE_FILES)
 
     assert (build.image, build.context, build.dockerfile) == (
-        "example/extra:1.0", "/srv/edge/extra", "/srv/edge/extra/extra.Dockerfile",
+        "example/extra:1.0",
+        "/srv/edge/extra",
+        "/srv/edge/extra/extra.Dockerfile",
     )
     assert build.args == {"DOLLARS": "$HOME and ${USER}", "EMPTY": "", "PLAIN": "1"}
     assert (build.target, build.network, build.cache_from) == (
-        "runtime", "host", ("example/extra:cache",),
+        "runtime",
+        "host",
+        ("example/extra:cache",),
     )
     assert build.ignored_keys == ("labels", "shm_size")
 
@@ -130,7 +142,10 @@ def test_a_short_build_is_rendered_with_the_default_dockerfile():
     build = read_service(rendered("edge.yml"), "short", EDGE_FILES)
 
     assert (build.image, build.context, build.dockerfile, build.args) == (
-        None, "/srv/edge/short", "/srv/edge/short/Dockerfile", {},
+        None,
+        "/srv/edge/short",
+        "/srv/edge/short/Dockerfile",
+        {},
     )
 
 
@@ -155,21 +170,25 @@ def test_a_build_given_as_a_string_is_its_context():
     build = read_service(rendered("legacy_forms.yml"), "short", ["legacy.yml"])
 
     assert (build.context, build.dockerfile, build.section) == (
-        "/srv/legacy/short", "/srv/legacy/short/Dockerfile",
+        "/srv/legacy/short",
+        "/srv/legacy/short/Dockerfile",
         {"context": "/srv/legacy/short"},
     )
 
 
-def test_a_dollar_in_the_project_path_is_unescaped_in_context_and_dockerfile(
-    tmp_path, compose_env
-):
+def test_a_dollar_in_the_project_path_is_unescaped_in_context_and_dockerfile(tmp_path, compose_env):
     project = tmp_path / "costs $5"
     project.mkdir()
     compose_file = project / "docker-compose.yml"
     compose_file.write_text("services:\n  app:\n    build: .\n")
     result = subprocess.run(
-        ["docker", "compose", "-f", str(compose_file), "config"], check=False,
-        cwd=project, env=compose_env, capture_output=True, text=True, timeout=60,
+        ["docker", "compose", "-f", str(compose_file), "config"],
+        check=False,
+        cwd=project,
+        env=compose_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
@@ -178,7 +197,8 @@ def test_a_dollar_in_the_project_path_is_unescaped_in_context_and_dockerfile(
     build = read_service(config, "app", [str(compose_file)])
 
     assert (build.context, build.dockerfile) == (
-        str(project), str(project / "Dockerfile"),
+        str(project),
+        str(project / "Dockerfile"),
     )
     assert build.section["context"] == f"{tmp_path}/costs $$5"
 

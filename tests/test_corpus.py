@@ -9,8 +9,9 @@ Every project is planned through the real command line, with no daemon: the
 ``docker compose`` plugin of a private DOCKER_CONFIG renders the compose
 files. Every case is planned and built with the classic builder unless its
 ``case.json`` names another (``builder``). The projects the classic builder
-can build (those whose ``case.json`` has a ``build`` section) are also run for real, twice: a cold run that pushes
-the cache, then a run on a wiped engine that must take every stage from it.
+can build (those whose ``case.json`` has a ``build`` section) are also run for
+real, twice: a cold run that pushes the cache, then a run on a wiped engine
+that must take every stage from it.
 """
 
 import json
@@ -33,9 +34,7 @@ def _load_cases():
     for directory in sorted(p for p in CORPUS.iterdir() if p.is_dir()):
         case = json.loads((directory / "case.json").read_text(encoding="utf-8"))
         case["kind"] = directory.name
-        case["expected"] = json.loads(
-            (directory / "expected.json").read_text(encoding="utf-8")
-        )
+        case["expected"] = json.loads((directory / "expected.json").read_text(encoding="utf-8"))
         cases.append(case)
     return cases
 
@@ -63,9 +62,7 @@ def copy_project(case, tmp_path) -> Path:
 def case_env(case, project: Path, base) -> dict:
     """``base`` plus the project's own variables ($PROJECT: the copy's path)."""
     env = dict(base)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [str(REPO), env.get("PYTHONPATH")] if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(REPO), env.get("PYTHONPATH")] if p)
     for name, value in case.get("env", {}).items():
         env[name] = value.replace("$PROJECT", str(project))
     return env
@@ -75,7 +72,11 @@ def ci_load(project: Path, env: dict, *args) -> subprocess.CompletedProcess:
     """``python -m invoke --search-root REPO ARGS`` in the project; must succeed."""
     process = subprocess.run(
         [sys.executable, "-m", "invoke", "--search-root", str(REPO), *args],
-        cwd=project, env=env, capture_output=True, text=True, timeout=600,
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if process.returncode != 0:
         pytest.fail(
@@ -90,8 +91,13 @@ def ci_load(project: Path, env: dict, *args) -> subprocess.CompletedProcess:
 def service_flags(case) -> list:
     # The builder is named, never auto: what auto picks depends on the docker
     # client of the machine, and the expectations hold for one builder.
-    return ["--service", case["service"], "--builder", case.get("builder", "classic"),
-            *case.get("args", [])]
+    return [
+        "--service",
+        case["service"],
+        "--builder",
+        case.get("builder", "classic"),
+        *case.get("args", []),
+    ]
 
 
 # -- comparing a plan with expected.json ----------------------------------------------
@@ -115,7 +121,7 @@ def normalize(value, project: Path, workdir: str):
     if value == root:
         return "."
     if value.startswith(root + os.sep) and not any(c.isspace() for c in value):
-        return value[len(root) + 1:]
+        return value[len(root) + 1 :]
     return value.replace(workdir, "$WORKDIR").replace(root, "$PROJECT")
 
 
@@ -175,8 +181,7 @@ def test_a_second_run_on_a_fresh_runner_takes_every_stage_from_the_cache(
     cache_repo = f"{registry.address}/{repo}"
     flags = [*service_flags(case), "--cache-repo", cache_repo]
 
-    ci_load(project, env, "ci-load.run", *flags, "--push",
-            "--report", str(tmp_path / "cold.json"))
+    ci_load(project, env, "ci-load.run", *flags, "--push", "--report", str(tmp_path / "cold.json"))
     # A fresh CI runner: nothing but the base image.
     engine.wipe()
     build_base_image(engine)

@@ -85,16 +85,12 @@ def test_engine_env_points_docker_at_the_engine_and_drops_the_users_settings(
 @docker
 def test_containers_from_the_base_image_run_busybox(engine: Engine, base_image: str):
     assert base_image == BASE_IMAGE
-    out = engine.docker(
-        "run", "--rm", "--network", "none", base_image, "busybox", "echo", "hi"
-    )
+    out = engine.docker("run", "--rm", "--network", "none", base_image, "busybox", "echo", "hi")
     assert out.stdout == "hi\n"
 
 
 @docker
-def test_shell_steps_build_on_the_base_image(
-    engine: Engine, base_image: str, tmp_path: Path
-):
+def test_shell_steps_build_on_the_base_image(engine: Engine, base_image: str, tmp_path: Path):
     (tmp_path / "Dockerfile").write_text(
         f"FROM {base_image} AS first\nRUN echo hi > /x\n"
         'FROM first\nRUN cat /x > /y\nCMD ["cat", "/y"]\n'
@@ -105,9 +101,7 @@ def test_shell_steps_build_on_the_base_image(
 
 
 @docker
-@pytest.mark.skipif(
-    not Path("/usr/bin/docker").exists(), reason="Debian's docker client absent"
-)
+@pytest.mark.skipif(not Path("/usr/bin/docker").exists(), reason="Debian's docker client absent")
 def test_buildkit_builds_on_the_base_image_with_network_none(
     engine: Engine, base_image: str, engine_env: dict, tmp_path: Path
 ):
@@ -178,9 +172,7 @@ def test_docker_compose_builds_a_stage_target_through_the_engine_env(
 
 
 @docker
-def test_wipe_leaves_no_images_containers_or_build_cache(
-    engine: Engine, base_image: str
-):
+def test_wipe_leaves_no_images_containers_or_build_cache(engine: Engine, base_image: str):
     before = engine.docker("image", "inspect", "--format", "{{.Id}}", base_image).stdout
     engine.docker("create", "--name", "devkit-leftover", base_image, "true")
     engine.wipe()

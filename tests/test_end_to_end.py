@@ -27,7 +27,10 @@ def ci_load(env, *args, check=True):
     """Run ``inv ci-load.<args>`` and return the finished process."""
     process = subprocess.run(
         [sys.executable, "-m", "invoke", "--search-root", str(REPO), *args],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if check and process.returncode != 0:
         pytest.fail(
@@ -40,12 +43,18 @@ def ci_load(env, *args, check=True):
 
 def project_flags(project: Path, cache_repo: str, *extra):
     return [
-        "--compose-file", str(project / "docker-compose.yml"),
-        "--service", "app",
-        "--other-service", "test",
-        "--cache-repo", cache_repo,
-        "--recipe-repo", "cilocal/recipe",
-        "--recipe-compose", str(project / "recipes" / "docker-compose.yml"),
+        "--compose-file",
+        str(project / "docker-compose.yml"),
+        "--service",
+        "app",
+        "--other-service",
+        "test",
+        "--cache-repo",
+        cache_repo,
+        "--recipe-repo",
+        "cilocal/recipe",
+        "--recipe-compose",
+        str(project / "recipes" / "docker-compose.yml"),
         *extra,
     ]
 
@@ -84,8 +93,11 @@ def cold(engine, registry, tmp_path_factory):
     shutil.copytree(EXAMPLE, project)
     cache_repo = f"{registry.address}/e2e/cache"
     report = root / "report.json"
-    process = ci_load(engine.env(), "ci-load.run",
-                      *project_flags(project, cache_repo, "--push", "--report", str(report)))
+    process = ci_load(
+        engine.env(),
+        "ci-load.run",
+        *project_flags(project, cache_repo, "--push", "--report", str(report)),
+    )
     return {"repo": cache_repo, "report": read_report(report), "output": process.stdout}
 
 
@@ -108,8 +120,11 @@ def test_a_warm_run_on_a_fresh_runner_runs_no_step_and_the_image_works(
     fresh_runner(engine)
     report_path = tmp_path / "warm.json"
 
-    process = ci_load(engine.env(), "ci-load.run",
-                      *project_flags(project, cold["repo"], "--report", str(report_path)))
+    process = ci_load(
+        engine.env(),
+        "ci-load.run",
+        *project_flags(project, cold["repo"], "--report", str(report_path)),
+    )
 
     report = read_report(report_path)
     assert stage_table(report) == {name: (True, 0) for name in [*ALL_STAGES, "app"]}
@@ -117,10 +132,12 @@ def test_a_warm_run_on_a_fresh_runner_runs_no_step_and_the_image_works(
     assert "Running in" not in process.stdout  # the classic builder ran no container
     run = engine.docker("run", "--rm", "--network", "none", "example/app:latest")
     assert "Hello, world! This is example-app 1.4.2." in run.stdout
-    test_image = engine.docker("image", "inspect", "--format", "{{.Id}}",
-                               "example/app-test:latest").stdout.strip()
-    test_stage = engine.docker("image", "inspect", "--format", "{{.Id}}",
-                               f"{cold['repo']}:app_stage_test").stdout.strip()
+    test_image = engine.docker(
+        "image", "inspect", "--format", "{{.Id}}", "example/app-test:latest"
+    ).stdout.strip()
+    test_stage = engine.docker(
+        "image", "inspect", "--format", "{{.Id}}", f"{cold['repo']}:app_stage_test"
+    ).stdout.strip()
     assert test_image == test_stage
 
 
@@ -132,13 +149,20 @@ def test_a_changed_source_file_rebuilds_only_the_stages_that_use_it(
     source.write_text(source.read_text() + "\n# a change that only the build stage sees\n")
     report_path = tmp_path / "partial.json"
 
-    ci_load(engine.env(), "ci-load.run",
-            *project_flags(project, cold["repo"], "--report", str(report_path)))
+    ci_load(
+        engine.env(),
+        "ci-load.run",
+        *project_flags(project, cold["repo"], "--report", str(report_path)),
+    )
 
     table = stage_table(read_report(report_path))
     assert {name: cached for name, (cached, _) in table.items()} == {
-        "toolchain": True, "hello": True, "deps": True,
-        "build": False, "test": False, "app": False,
+        "toolchain": True,
+        "hello": True,
+        "deps": True,
+        "build": False,
+        "test": False,
+        "app": False,
     }
 
 
@@ -164,10 +188,21 @@ def test_a_branch_run_reads_the_main_cache_through_another_repo_and_pushes_its_o
     fresh_runner(engine)
     report_path = tmp_path / "branch.json"
 
-    ci_load(engine.env(), "ci-load.run", *project_flags(
-        project, cold["repo"], "--cache-version", "feature-x",
-        "--other-repo", f"{cold['repo']}:app", "--push", "--report", str(report_path),
-    ))
+    ci_load(
+        engine.env(),
+        "ci-load.run",
+        *project_flags(
+            project,
+            cold["repo"],
+            "--cache-version",
+            "feature-x",
+            "--other-repo",
+            f"{cold['repo']}:app",
+            "--push",
+            "--report",
+            str(report_path),
+        ),
+    )
 
     table = stage_table(read_report(report_path))
     assert all(cached for cached, _ in table.values()), table
@@ -175,13 +210,12 @@ def test_a_branch_run_reads_the_main_cache_through_another_repo_and_pushes_its_o
     assert {"feature-x_app_final", "feature-x_app_stage_build"} <= tags
 
 
-def test_a_dry_run_prints_the_docker_commands_and_builds_nothing(
-    cold, engine, base_image, project
-):
+def test_a_dry_run_prints_the_docker_commands_and_builds_nothing(cold, engine, base_image, project):
     fresh_runner(engine)
 
-    process = ci_load(engine.env(), "--dry", "ci-load.run",
-                      *project_flags(project, cold["repo"], "--push"))
+    process = ci_load(
+        engine.env(), "--dry", "ci-load.run", *project_flags(project, cold["repo"], "--push")
+    )
 
     assert "docker build -f" in process.stdout
     assert "# dry run: not run" in process.stdout
@@ -203,25 +237,31 @@ def test_the_work_directory_is_removed_unless_kept(cold, engine, base_image, pro
     # Each stage build of the classic builder reads a copy of the Dockerfile
     # without the stages it does not need (the service's, #5, has no test).
     assert sorted(p.name for p in kept.iterdir()) == [
-        "app.pruned-5.Dockerfile", "app.pruned-build.Dockerfile", "app.pruned-deps.Dockerfile",
-        "app.pruned-hello.Dockerfile", "app.pruned-test.Dockerfile", "recipes.yml", "stages.yml",
+        "app.pruned-5.Dockerfile",
+        "app.pruned-build.Dockerfile",
+        "app.pruned-deps.Dockerfile",
+        "app.pruned-hello.Dockerfile",
+        "app.pruned-test.Dockerfile",
+        "recipes.yml",
+        "stages.yml",
     ]
     assert "AS test" not in (kept / "app.pruned-5.Dockerfile").read_text()
     for name in ("stages.yml",):
         check = subprocess.run(
             ["docker", "compose", "-f", str(kept / name), "config", "-q"],
-            env=engine.env(), capture_output=True, text=True,
+            env=engine.env(),
+            capture_output=True,
+            text=True,
         )
         assert check.returncode == 0, check.stderr
 
 
-def test_build_without_its_recipe_images_says_to_run_recipes_first(
-    engine, base_image, project
-):
+def test_build_without_its_recipe_images_says_to_run_recipes_first(engine, base_image, project):
     fresh_runner(engine)
 
-    process = ci_load(engine.env(), "ci-load.build",
-                      *project_flags(project, "127.0.0.1:9/nowhere"), check=False)
+    process = ci_load(
+        engine.env(), "ci-load.build", *project_flags(project, "127.0.0.1:9/nowhere"), check=False
+    )
 
     assert process.returncode == 1
     assert process.stderr.strip().splitlines()[-1] == (
@@ -239,8 +279,9 @@ def test_a_failing_build_exits_non_zero_naming_the_stage_and_pushes_nothing(
     )
     cache_repo = f"{registry.address}/e2e/broken"
 
-    process = ci_load(engine.env(), "ci-load.run",
-                      *project_flags(project, cache_repo, "--push"), check=False)
+    process = ci_load(
+        engine.env(), "ci-load.run", *project_flags(project, cache_repo, "--push"), check=False
+    )
 
     assert process.returncode == 1
     last = process.stderr.strip().splitlines()[-1]
@@ -255,13 +296,25 @@ def test_a_stage_the_targets_do_not_need_is_never_built_by_the_classic_builder(
     # The test stage comes before the final one, so the classic builder would
     # build it on the way to the final image; here it would fail the run.
     dockerfile = project / "docker" / "app.Dockerfile"
-    dockerfile.write_text(dockerfile.read_text().replace(
-        "RUN sleep 1 && sh /src/tests/test_app.sh", "RUN false && sh /src/tests/test_app.sh", 1))
+    dockerfile.write_text(
+        dockerfile.read_text().replace(
+            "RUN sleep 1 && sh /src/tests/test_app.sh", "RUN false && sh /src/tests/test_app.sh", 1
+        )
+    )
     fresh_runner(engine)
-    flags = [flag for flag in project_flags(project, f"{registry.address}/e2e/unneeded",
-                                            "--builder", "classic", "--push",
-                                            "--report", str(tmp_path / "r.json"))
-             if flag not in ("--other-service", "test")]
+    flags = [
+        flag
+        for flag in project_flags(
+            project,
+            f"{registry.address}/e2e/unneeded",
+            "--builder",
+            "classic",
+            "--push",
+            "--report",
+            str(tmp_path / "r.json"),
+        )
+        if flag not in ("--other-service", "test")
+    ]
 
     ci_load(engine.env(), "ci-load.run", *flags)
 
@@ -277,21 +330,21 @@ def closed_loopback_port():
         return probe.getsockname()[1]
 
 
-def test_pull_from_a_registry_that_refuses_the_connection_warns_and_succeeds(
-    engine, project
-):
+def test_pull_from_a_registry_that_refuses_the_connection_warns_and_succeeds(engine, project):
     port = closed_loopback_port()
 
-    process = ci_load(engine.env(), "ci-load.pull",
-                      *project_flags(project, f"127.0.0.1:{port}/e2e/nowhere"))
+    process = ci_load(
+        engine.env(), "ci-load.pull", *project_flags(project, f"127.0.0.1:{port}/e2e/nowhere")
+    )
 
     assert process.returncode == 0
-    warnings = [line for line in process.stdout.splitlines()
-                if line.startswith("warning: the registry did not answer")]
+    warnings = [
+        line
+        for line in process.stdout.splitlines()
+        if line.startswith("warning: the registry did not answer")
+    ]
     assert len(warnings) == 1, process.stdout
-    assert warnings[0].startswith(
-        "warning: the registry did not answer as a missing cache would ("
-    )
+    assert warnings[0].startswith("warning: the registry did not answer as a missing cache would (")
     assert warnings[0].endswith(
         f"127.0.0.1:{port}: connect: connection refused); building without that "
         "cache. Check --cache-repo and `docker login`"
@@ -320,8 +373,14 @@ def test_an_inline_dockerfile_is_built_and_cached_and_a_dockerfile_in_the_contex
     project.mkdir()
     (project / "docker-compose.yml").write_text(INLINE_COMPOSE)
     (project / "Dockerfile").write_text("FROM this-must-never-be-read\n")
-    flags = ["--compose-file", str(project / "docker-compose.yml"), "--service", "tool",
-             "--cache-repo", f"{registry.address}/e2e/inline"]
+    flags = [
+        "--compose-file",
+        str(project / "docker-compose.yml"),
+        "--service",
+        "tool",
+        "--cache-repo",
+        f"{registry.address}/e2e/inline",
+    ]
 
     ci_load(engine.env(), "ci-load.run", *flags, "--push")
     fresh_runner(engine)

@@ -11,9 +11,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from test_end_to_end import (ALL_STAGES, EXAMPLE, ci_load, fresh_runner, project_flags,
-                             read_report, stage_table)
+from test_end_to_end import (
+    ALL_STAGES,
+    EXAMPLE,
+    ci_load,
+    fresh_runner,
+    project_flags,
+    read_report,
+    stage_table,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -21,8 +27,9 @@ BUILDKIT_CLIENT = "/usr/bin/docker"
 
 
 def buildkit_flags(project: Path, cache_repo: str, *extra):
-    return project_flags(project, cache_repo, "--docker", BUILDKIT_CLIENT,
-                         "--builder", "buildkit", *extra)
+    return project_flags(
+        project, cache_repo, "--docker", BUILDKIT_CLIENT, "--builder", "buildkit", *extra
+    )
 
 
 @pytest.fixture
@@ -36,23 +43,30 @@ def project(tmp_path):
 def cold(engine, registry, tmp_path_factory):
     """One cold BuildKit run with push, into a cache repo of this module's own."""
     if not Path(BUILDKIT_CLIENT).is_file():
-        pytest.fail(f"{BUILDKIT_CLIENT} (Debian's docker.io client) is missing: "
-                    "run `bash devkit/setup.sh`")
+        pytest.fail(
+            f"{BUILDKIT_CLIENT} (Debian's docker.io client) is missing: run `bash devkit/setup.sh`"
+        )
     fresh_runner(engine)
     root = tmp_path_factory.mktemp("cold-buildkit")
     project = root / "project"
     shutil.copytree(EXAMPLE, project)
     cache_repo = f"{registry.address}/e2e-bk/cache"
     report = root / "report.json"
-    process = ci_load(engine.env(), "ci-load.run",
-                      *buildkit_flags(project, cache_repo, "--push", "--report", str(report)))
+    process = ci_load(
+        engine.env(),
+        "ci-load.run",
+        *buildkit_flags(project, cache_repo, "--push", "--report", str(report)),
+    )
     return {"repo": cache_repo, "report": read_report(report), "output": process.stdout}
 
 
 def warm_run(engine, project, repo, report_path, *extra):
     fresh_runner(engine)
-    process = ci_load(engine.env(), "ci-load.run",
-                      *buildkit_flags(project, repo, "--report", str(report_path), *extra))
+    process = ci_load(
+        engine.env(),
+        "ci-load.run",
+        *buildkit_flags(project, repo, "--report", str(report_path), *extra),
+    )
     return process, read_report(report_path)
 
 
@@ -89,8 +103,7 @@ def test_warm_runs_that_push_stay_warm(cold, engine, base_image, project, tmp_pa
     # imported cache (moby/buildkit#1992): pushing it made every second run
     # miss. Fully cached images are not pushed again, so each run stays warm.
     for attempt in range(2):
-        _, report = warm_run(engine, project, cold["repo"], tmp_path / f"w{attempt}.json",
-                             "--push")
+        _, report = warm_run(engine, project, cold["repo"], tmp_path / f"w{attempt}.json", "--push")
         assert all(cached for cached, _ in stage_table(report).values()), (attempt, report)
         assert report["pushed"] == [], report["pushed"]
 
@@ -105,7 +118,11 @@ def test_a_changed_source_file_reruns_only_its_stage_and_those_after_it(
 
     table = stage_table(report)
     assert {name: cached for name, (cached, _) in table.items()} == {
-        "app": False, "test": False, "toolchain": True, "hello": True, "deps": True,
+        "app": False,
+        "test": False,
+        "toolchain": True,
+        "hello": True,
+        "deps": True,
         "build": False,
     }
     not_built = {s["name"] for s in report["stages"] if not s["built"]}
@@ -116,12 +133,17 @@ def test_buildkit_only_syntax_builds_under_buildkit_and_is_refused_by_classic(
     engine, base_image, registry, project, tmp_path
 ):
     dockerfile = project / "docker" / "app.Dockerfile"
-    dockerfile.write_text(dockerfile.read_text().replace(
-        "COPY src/ /src/app/", "COPY --chmod=0644 src/ /src/app/", 1))
+    dockerfile.write_text(
+        dockerfile.read_text().replace("COPY src/ /src/app/", "COPY --chmod=0644 src/ /src/app/", 1)
+    )
     repo = f"{registry.address}/e2e-bk/chmod"
 
-    classic = ci_load(engine.env(), "ci-load.run",
-                      *project_flags(project, repo, "--builder", "classic"), check=False)
+    classic = ci_load(
+        engine.env(),
+        "ci-load.run",
+        *project_flags(project, repo, "--builder", "classic"),
+        check=False,
+    )
     ci_load(engine.env(), "ci-load.run", *buildkit_flags(project, repo))
 
     assert classic.returncode == 1
@@ -130,9 +152,14 @@ def test_buildkit_only_syntax_builds_under_buildkit_and_is_refused_by_classic(
 
 
 def test_buildkit_on_a_client_without_buildx_is_a_clear_error(engine, project):
-    process = ci_load(engine.env(), "ci-load.plan",
-                      *project_flags(project, "127.0.0.1:9/x", "--builder", "buildkit",
-                                     "--docker", "/usr/local/bin/docker"), check=False)
+    process = ci_load(
+        engine.env(),
+        "ci-load.plan",
+        *project_flags(
+            project, "127.0.0.1:9/x", "--builder", "buildkit", "--docker", "/usr/local/bin/docker"
+        ),
+        check=False,
+    )
 
     assert process.returncode == 1
     last = process.stderr.strip().splitlines()[-1]

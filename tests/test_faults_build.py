@@ -20,9 +20,16 @@ import time
 from pathlib import Path
 
 import pytest
-
-from test_end_to_end import (EXAMPLE, INLINE_COMPOSE, REPO, ci_load, fresh_runner,
-                             project_flags, read_report, stage_table)
+from test_end_to_end import (
+    EXAMPLE,
+    INLINE_COMPOSE,
+    REPO,
+    ci_load,
+    fresh_runner,
+    project_flags,
+    read_report,
+    stage_table,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -45,8 +52,14 @@ def invoke_argv(*args):
 def run_merged(env, *args):
     """Run ci-load with stderr merged into stdout, in the order written;
     returns (exit code, lines)."""
-    process = subprocess.run(invoke_argv(*args), env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, timeout=600)
+    process = subprocess.run(
+        invoke_argv(*args),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+    )
     return process.returncode, process.stdout.splitlines()
 
 
@@ -71,13 +84,18 @@ def break_build_stage(project: Path) -> None:
     dockerfile = project / "docker" / "app.Dockerfile"
     text = dockerfile.read_text()
     assert text.count("RUN sleep 1 \\\n") == 1
-    dockerfile.write_text(text.replace(
-        "RUN sleep 1 \\\n", f"RUN echo '{FAULT_OUTPUT}' && false \\\n", 1))
+    dockerfile.write_text(
+        text.replace("RUN sleep 1 \\\n", f"RUN echo '{FAULT_OUTPUT}' && false \\\n", 1)
+    )
 
 
 # Stages the build stage does not need, and the recipe: pushed by --push-partial.
-BEFORE_THE_FAILURE = {"app_stage_toolchain", "app_stage_hello", "app_stage_deps",
-                      "app_recipe_hello"}
+BEFORE_THE_FAILURE = {
+    "app_stage_toolchain",
+    "app_stage_hello",
+    "app_stage_deps",
+    "app_recipe_hello",
+}
 
 
 @pytest.fixture(scope="module", params=list(BUILDERS))
@@ -95,11 +113,26 @@ def broken(request, engine, registry, tmp_path_factory):
     for name, extra in (("plain", ["--push"]), ("partial", ["--push", "--push-partial"])):
         fresh_runner(engine)
         report = root / f"{name}.json"
-        code, lines = run_merged(engine.env(), "ci-load.run", *project_flags(
-            project, repo, *BUILDERS[builder], *extra, "--retry-delay", "0",
-            "--report", str(report)))
-        runs[name] = {"code": code, "lines": lines, "report": read_report(report),
-                      "tags": registry.tags(path)}
+        code, lines = run_merged(
+            engine.env(),
+            "ci-load.run",
+            *project_flags(
+                project,
+                repo,
+                *BUILDERS[builder],
+                *extra,
+                "--retry-delay",
+                "0",
+                "--report",
+                str(report),
+            ),
+        )
+        runs[name] = {
+            "code": code,
+            "lines": lines,
+            "report": read_report(report),
+            "tags": registry.tags(path),
+        }
     return runs
 
 
@@ -117,8 +150,7 @@ def test_a_failing_run_step_exits_1_naming_the_stage_below_the_end_of_its_log(br
         # Just above: the failed step's own output and docker's verdict.
         above = lines[-40:-1]
         assert any(FAULT_OUTPUT in line for line in above), shown(lines)
-        assert any(re.search(r"(non-zero code|exit code): 1", line) for line in above), \
-            shown(lines)
+        assert any(re.search(r"(non-zero code|exit code): 1", line) for line in above), shown(lines)
     # Under BuildKit the service's build runs the stage: its log names it
     # ("> [build 3/3] RUN …"), and so must the one line.
     assert "stage build" in last, f"the error does not name the failed stage: {last}"
@@ -133,31 +165,49 @@ def test_a_failing_run_step_pushes_nothing_without_push_partial(broken):
     assert result["report"]["pushed"] == []
 
 
-def test_push_partial_pushes_the_stages_built_before_the_failure_never_the_final_image(
-    broken
-):
+def test_push_partial_pushes_the_stages_built_before_the_failure_never_the_final_image(broken):
     result = broken["partial"]
 
     assert set(result["tags"]) == BEFORE_THE_FAILURE, shown(result["lines"])
     assert sorted(result["report"]["pushed"]) == sorted(
-        f"{broken['repo']}:{tag}" for tag in BEFORE_THE_FAILURE)
-    assert any(line.startswith("--push-partial: pushing the cache images of the ")
-               for line in result["lines"]), shown(result["lines"])
+        f"{broken['repo']}:{tag}" for tag in BEFORE_THE_FAILURE
+    )
+    assert any(
+        line.startswith("--push-partial: pushing the cache images of the ")
+        for line in result["lines"]
+    ), shown(result["lines"])
 
 
-def test_after_a_partial_push_the_fixed_run_starts_warmer(broken, engine, base_image,
-                                                          project, tmp_path):
+def test_after_a_partial_push_the_fixed_run_starts_warmer(
+    broken, engine, base_image, project, tmp_path
+):
     fresh_runner(engine)
     report_path = tmp_path / "fixed.json"
 
-    ci_load(engine.env(), "ci-load.run", *project_flags(
-        project, broken["repo"], *BUILDERS[broken["builder"]], "--retry-delay", "0",
-        "--report", str(report_path)))
+    ci_load(
+        engine.env(),
+        "ci-load.run",
+        *project_flags(
+            project,
+            broken["repo"],
+            *BUILDERS[broken["builder"]],
+            "--retry-delay",
+            "0",
+            "--report",
+            str(report_path),
+        ),
+    )
 
     report = read_report(report_path)
     cached = {name: hit for name, (hit, _) in stage_table(report).items()}
-    assert cached == {"toolchain": True, "hello": True, "deps": True,
-                      "build": False, "test": False, "app": False}, cached
+    assert cached == {
+        "toolchain": True,
+        "hello": True,
+        "deps": True,
+        "build": False,
+        "test": False,
+        "app": False,
+    }, cached
     assert [r["cached"] for r in report["recipes"]] == [True]
 
 
@@ -246,8 +296,13 @@ class Running:
 
     def __init__(self, env, *args):
         self.process = subprocess.Popen(
-            invoke_argv(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True)
+            invoke_argv(*args),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         self.lines = []
         self.started = self.ended = None  # when its first and last line came
         self.done = False
@@ -296,12 +351,17 @@ def docker_processes(*markers):
         if not entry.name.isdigit():
             continue
         try:
-            argv = [a.decode(errors="replace")
-                    for a in (entry / "cmdline").read_bytes().split(b"\0") if a]
+            argv = [
+                a.decode(errors="replace")
+                for a in (entry / "cmdline").read_bytes().split(b"\0")
+                if a
+            ]
         except OSError:
             continue
-        if argv and os.path.basename(argv[0]).startswith("docker") and any(
-            marker in arg for arg in argv for marker in markers
+        if (
+            argv
+            and os.path.basename(argv[0]).startswith("docker")
+            and any(marker in arg for arg in argv for marker in markers)
         ):
             found.append((int(entry.name), " ".join(argv)))
     return found
@@ -325,8 +385,11 @@ SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
 @pytest.mark.parametrize(
     "phase, signame, builder, keep",
     [
-        *(pytest.param(phase, name, "classic", False, id=f"{name} during {phase}")
-          for phase in ("pull", "build", "push") for name in SIGNALS),
+        *(
+            pytest.param(phase, name, "classic", False, id=f"{name} during {phase}")
+            for phase in ("pull", "build", "push")
+            for name in SIGNALS
+        ),
         pytest.param("build", "SIGTERM", "buildkit", False, id="SIGTERM during build, BuildKit"),
         pytest.param("push", "SIGINT", "classic", True, id="SIGINT during push, --keep"),
     ],
@@ -344,17 +407,31 @@ def test_a_signal_stops_the_docker_command_cleans_up_and_pushes_nothing_after_it
         # A fresh runner: with an earlier test's build cache every build
         # could be over before the signal is sent.
         fresh_runner(engine)
-    run = Running(engine.env(), "ci-load.run", *project_flags(
-        project, repo, *BUILDERS[builder], "--push", "--retry-delay", "0",
-        "--report", str(report), *(["--keep"] if keep else [])))
+    run = Running(
+        engine.env(),
+        "ci-load.run",
+        *project_flags(
+            project,
+            repo,
+            *BUILDERS[builder],
+            "--push",
+            "--retry-delay",
+            "0",
+            "--report",
+            str(report),
+            *(["--keep"] if keep else []),
+        ),
+    )
     try:
-        workdir = run.wait_for_line(lambda l: l.startswith("work directory: ")).split(": ", 1)[1]
+        workdir = run.wait_for_line(lambda line: line.startswith("work directory: ")).split(
+            ": ", 1
+        )[1]
         markers = (workdir, str(project))
         if phase == "pull":
             run.wait_for_line(PULL_LINE.match)
             wait_until(lambda: proxy.held and running(markers, " pull "), "a held pull")
         elif phase == "build":
-            run.wait_for_line(lambda l: l == "== ci-load build ==")
+            run.wait_for_line(lambda line: line == "== ci-load build ==")
             wait_until(lambda: running(markers, " build "), "a docker build")
             time.sleep(0.5)
         else:
@@ -374,8 +451,10 @@ def test_a_signal_stops_the_docker_command_cleans_up_and_pushes_nothing_after_it
 
     assert before, "no docker command was running when the signal came"
     assert code == 128 + signum, shown(run.lines)
-    assert run.lines[-1] == (f"ci-load run: interrupted by {signame}; the running command "
-                             "was stopped and nothing after it ran"), shown(run.lines)
+    assert run.lines[-1] == (
+        f"ci-load run: interrupted by {signame}; the running command "
+        "was stopped and nothing after it ran"
+    ), shown(run.lines)
     assert not any("Traceback" in line for line in run.lines), shown(run.lines)
     assert left_at_exit == [], f"still running when ci-load exited: {left_at_exit}"
     assert docker_processes(*markers) == []
@@ -408,13 +487,20 @@ def start_together(engine, *arg_lists):
         assert code == 0, shown(run.lines)
     # Really at the same time: each began before the other ended.
     assert max(run.started for run in runs) < min(run.ended for run in runs)
-    return [next(line.split(": ", 1)[1] for line in run.lines
-                 if line.startswith("work directory: ")) for run in runs]
+    return [
+        next(line.split(": ", 1)[1] for line in run.lines if line.startswith("work directory: "))
+        for run in runs
+    ]
 
 
 KEPT_FILES = {
-    "push_pull.yml", "recipes.yml", "stages.yml", "app.pruned-build.Dockerfile",
-    "app.pruned-deps.Dockerfile", "app.pruned-hello.Dockerfile", "app.pruned-5.Dockerfile",
+    "push_pull.yml",
+    "recipes.yml",
+    "stages.yml",
+    "app.pruned-build.Dockerfile",
+    "app.pruned-deps.Dockerfile",
+    "app.pruned-hello.Dockerfile",
+    "app.pruned-5.Dockerfile",
     "app.pruned-test.Dockerfile",
 }
 
@@ -425,10 +511,24 @@ def test_the_same_project_twice_at_once_never_shares_generated_files(
     repo = f"{registry.address}/faults/twice"
     versions = ["run-one", "run-two"]
 
-    workdirs = start_together(engine, *(
-        project_flags(project, repo, "--builder", "classic", "--cache-version", version,
-                      "--push", "--keep", "--retry-delay", "0")
-        for version in versions))
+    workdirs = start_together(
+        engine,
+        *(
+            project_flags(
+                project,
+                repo,
+                "--builder",
+                "classic",
+                "--cache-version",
+                version,
+                "--push",
+                "--keep",
+                "--retry-delay",
+                "0",
+            )
+            for version in versions
+        ),
+    )
 
     try:
         assert workdirs[0] != workdirs[1]
@@ -455,11 +555,30 @@ def test_two_projects_at_once_never_share_generated_files(
 
     workdirs = start_together(
         engine,
-        project_flags(project, f"{registry.address}/faults/example", "--builder", "classic",
-                      "--push", "--keep", "--retry-delay", "0"),
-        ["--compose-file", str(other / "docker-compose.yml"), "--service", "tool",
-         "--cache-repo", f"{registry.address}/faults/inline", "--builder", "classic",
-         "--push", "--keep", "--retry-delay", "0"],
+        project_flags(
+            project,
+            f"{registry.address}/faults/example",
+            "--builder",
+            "classic",
+            "--push",
+            "--keep",
+            "--retry-delay",
+            "0",
+        ),
+        [
+            "--compose-file",
+            str(other / "docker-compose.yml"),
+            "--service",
+            "tool",
+            "--cache-repo",
+            f"{registry.address}/faults/inline",
+            "--builder",
+            "classic",
+            "--push",
+            "--keep",
+            "--retry-delay",
+            "0",
+        ],
     )
 
     try:
@@ -468,10 +587,12 @@ def test_two_projects_at_once_never_share_generated_files(
         inline = {p.name: p.read_text() for p in Path(workdirs[1]).iterdir()}
         assert set(example) == KEPT_FILES
         assert set(inline) == {"push_pull.yml", "stages.yml", "tool.inline.Dockerfile"}
-        assert not any("faults/inline" in text or "inline/tool" in text
-                       for text in example.values())
-        assert not any("faults/example" in text or "example/app" in text
-                       for text in inline.values())
+        assert not any(
+            "faults/inline" in text or "inline/tool" in text for text in example.values()
+        )
+        assert not any(
+            "faults/example" in text or "example/app" in text for text in inline.values()
+        )
         assert "app_final" in registry.tags("faults/example")
         assert "tool_final" in registry.tags("faults/inline")
     finally:
@@ -484,36 +605,50 @@ def test_two_projects_at_once_never_share_generated_files(
 
 def old_compose(tmp_path):
     script = tmp_path / "docker-compose"
-    script.write_text('#!/bin/sh\nif [ "$1" = version ]; then echo 1.29.2; exit 0; fi\n'
-                      'echo "No such command: $1" >&2\nexit 1\n')
+    script.write_text(
+        '#!/bin/sh\nif [ "$1" = version ]; then echo 1.29.2; exit 0; fi\n'
+        'echo "No such command: $1" >&2\nexit 1\n'
+    )
     script.chmod(0o755)
     return script
 
 
-@pytest.mark.parametrize("fault", ["docker not installed", "docker not on PATH",
-                                   "daemon not running", "compose missing",
-                                   "compose too old"])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "docker not installed",
+        "docker not on PATH",
+        "daemon not running",
+        "compose missing",
+        "compose too old",
+    ],
+)
 def test_a_broken_docker_setup_is_one_clear_line(fault, engine, registry, project, tmp_path):
     env = engine.env()
     extra = []
     if fault == "docker not installed":
         extra = ["--docker", "/nonexistent/docker"]
-        expected = ("ci-load run: '/nonexistent/docker' not found (or not executable): "
-                    "install it or point ci-load at it (--docker / --compose, "
-                    "ci_load.docker / ci_load.compose)")
+        expected = (
+            "ci-load run: '/nonexistent/docker' not found (or not executable): "
+            "install it or point ci-load at it (--docker / --compose, "
+            "ci_load.docker / ci_load.compose)"
+        )
     elif fault == "docker not on PATH":
         empty = tmp_path / "bin"
         empty.mkdir()
         env["PATH"] = str(empty)
-        expected = ("ci-load run: 'docker' not found (or not executable): install it or "
-                    "point ci-load at it (--docker / --compose, ci_load.docker / "
-                    "ci_load.compose)")
+        expected = (
+            "ci-load run: 'docker' not found (or not executable): install it or "
+            "point ci-load at it (--docker / --compose, ci_load.docker / "
+            "ci_load.compose)"
+        )
     elif fault == "daemon not running":
         env["DOCKER_HOST"] = f"unix://{tmp_path}/nobody-serves-this.sock"
         expected = re.compile(
             r"ci-load run: no docker daemon answered \(.*Cannot connect to the Docker "
             r"daemon at unix://.*nobody-serves-this\.sock.*\): start dockerd, or point "
-            r"DOCKER_HOST \(or --docker\) at a running one")
+            r"DOCKER_HOST \(or --docker\) at a running one"
+        )
     elif fault == "compose missing":
         config = tmp_path / "docker-config"
         config.mkdir()
@@ -521,19 +656,27 @@ def test_a_broken_docker_setup_is_one_clear_line(fault, engine, registry, projec
         expected = re.compile(
             r"ci-load run: 'docker compose version' failed \(.*unknown command.*\): install "
             r"Compose v2 as a docker plugin \(docker-compose-plugin\), or point --compose "
-            r"/ ci_load.compose at it")
+            r"/ ci_load.compose at it"
+        )
     else:
         compose = old_compose(tmp_path)
         extra = ["--compose", str(compose)]
-        expected = (f"ci-load run: {compose} is Compose 1.29.2; ci-load needs Compose v2 "
-                    "(`docker compose`): install docker-compose-plugin, or point --compose "
-                    "/ ci_load.compose at a v2 binary")
+        expected = (
+            f"ci-load run: {compose} is Compose 1.29.2; ci-load needs Compose v2 "
+            "(`docker compose`): install docker-compose-plugin, or point --compose "
+            "/ ci_load.compose at a v2 binary"
+        )
     path = "faults/setup"
 
     process = subprocess.run(
-        invoke_argv("ci-load.run", *project_flags(project, f"{registry.address}/{path}",
-                                                  "--push", *extra)),
-        env=env, capture_output=True, text=True, timeout=120)
+        invoke_argv(
+            "ci-load.run", *project_flags(project, f"{registry.address}/{path}", "--push", *extra)
+        ),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     output = f"--- stdout ---\n{process.stdout}\n--- stderr ---\n{process.stderr}"
     assert process.returncode == 1, output
@@ -547,6 +690,8 @@ def test_a_broken_docker_setup_is_one_clear_line(fault, engine, registry, projec
     if fault == "compose missing":
         reason = lines[0].split("failed (", 1)[1].split("): install", 1)[0]
         assert "compose" in reason, f"docker's reason is not the one shown: {lines[0]}"
-    assert not any(BUILD_LINE.match(line) or PULL_LINE.match(line) or PUSH_LINE.match(line)
-                   for line in process.stdout.splitlines()), output
+    assert not any(
+        BUILD_LINE.match(line) or PULL_LINE.match(line) or PUSH_LINE.match(line)
+        for line in process.stdout.splitlines()
+    ), output
     assert registry.tags(path) == []

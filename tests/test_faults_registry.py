@@ -17,11 +17,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from test_end_to_end import ci_load, closed_loopback_port, fresh_runner, read_report, stage_table
 
 from devkit.engine import Registry
 from devkit.flaky_proxy import Fault, FlakyProxy
-from test_end_to_end import (ci_load, closed_loopback_port, fresh_runner, read_report,
-                             stage_table)
 
 pytestmark = pytest.mark.docker
 
@@ -66,8 +65,16 @@ def make_project(path: Path, source: str = "v1\n") -> Path:
 
 
 def flags(project: Path, cache_repo: str, builder: str = "classic", *extra):
-    return ["--compose-file", str(project / "docker-compose.yml"), "--service", "app",
-            "--cache-repo", cache_repo, *BUILDERS[builder], *extra]
+    return [
+        "--compose-file",
+        str(project / "docker-compose.yml"),
+        "--service",
+        "app",
+        "--cache-repo",
+        cache_repo,
+        *BUILDERS[builder],
+        *extra,
+    ]
 
 
 def last_stderr_line(process) -> str:
@@ -87,7 +94,8 @@ def registry_image_id(registry: Registry, repo: str, tag: str) -> str:
     """The image id (config digest) the registry holds under repo:tag."""
     request = urllib.request.Request(
         f"http://{registry.address}/v2/{repo}/manifests/{tag}",
-        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(request, timeout=10) as response:
         return json.load(response)["config"]["digest"]
@@ -114,8 +122,11 @@ def cold(engine, own_registry, tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("cold") / "project")
     repo = f"{own_registry.address}/faults/cache"
     report = project.parent / "cold.json"
-    ci_load(engine.env(), "ci-load.run", *flags(project, repo, "classic", "--push",
-                                                "--report", str(report)))
+    ci_load(
+        engine.env(),
+        "ci-load.run",
+        *flags(project, repo, "classic", "--push", "--report", str(report)),
+    )
     assert sorted(own_registry.tags("faults/cache")) == TAGS
     return {"repo": repo, "report": read_report(report)}
 
@@ -131,15 +142,29 @@ def test_pull_from_a_stopped_registry_warns_naming_it_and_the_cold_build_succeed
     report_path = tmp_path / "run.json"
     own_registry.stop()
     try:
-        process = ci_load(engine.env(), "ci-load.run", *flags(
-            project, cold["repo"], builder, "--retries", "2", "--retry-delay", "0.05",
-            "--report", str(report_path)))
+        process = ci_load(
+            engine.env(),
+            "ci-load.run",
+            *flags(
+                project,
+                cold["repo"],
+                builder,
+                "--retries",
+                "2",
+                "--retry-delay",
+                "0.05",
+                "--report",
+                str(report_path),
+            ),
+        )
     finally:
         own_registry.restart()
 
     report = read_report(report_path)
     host = own_registry.address
-    final = [w for w in warnings_of(process) if w.startswith("warning: the registry did not answer")]
+    final = [
+        w for w in warnings_of(process) if w.startswith("warning: the registry did not answer")
+    ]
     assert len(final) == 1, process.stdout
     assert host in final[0] and "connection refused" in final[0], final[0]
     assert final[0].endswith("building without that cache. Check --cache-repo and `docker login`")
@@ -183,9 +208,23 @@ def test_push_to_an_unreachable_registry_fails_in_one_line_and_keeps_the_images_
     repo = f"{host}/faults/nowhere"
     report_path = tmp_path / "run.json"
 
-    process = ci_load(engine.env(), "ci-load.run", *flags(
-        project, repo, builder, "--push", "--retries", "1", "--retry-delay", "0",
-        "--report", str(report_path)), check=False)
+    process = ci_load(
+        engine.env(),
+        "ci-load.run",
+        *flags(
+            project,
+            repo,
+            builder,
+            "--push",
+            "--retries",
+            "1",
+            "--retry-delay",
+            "0",
+            "--report",
+            str(report_path),
+        ),
+        check=False,
+    )
 
     last, report = assert_push_failed_in_one_line(process, report_path, repo, host, engine)
     assert "connection refused" in last
@@ -199,15 +238,30 @@ def test_push_refused_by_a_read_only_registry_fails_in_one_line_and_keeps_the_im
     try:
         repo = f"{registry.address}/faults/refused"
         report_path = tmp_path / "run.json"
-        process = ci_load(engine.env(), "ci-load.run", *flags(
-            project, repo, "classic", "--push", "--retries", "1", "--retry-delay", "0",
-            "--report", str(report_path)), check=False)
+        process = ci_load(
+            engine.env(),
+            "ci-load.run",
+            *flags(
+                project,
+                repo,
+                "classic",
+                "--push",
+                "--retries",
+                "1",
+                "--retry-delay",
+                "0",
+                "--report",
+                str(report_path),
+            ),
+            check=False,
+        )
         catalog = registry.catalog()
     finally:
         registry.stop()
 
-    last, report = assert_push_failed_in_one_line(process, report_path, repo,
-                                                  registry.address, engine)
+    last, report = assert_push_failed_in_one_line(
+        process, report_path, repo, registry.address, engine
+    )
     assert "405" in last, last  # what distribution answers a push in read-only mode
     assert report["retries"] == {"push": 1}
     assert catalog == []
@@ -234,14 +288,30 @@ def test_a_flaky_registry_is_retried_with_backoff_and_the_run_succeeds(
     ]
     with FlakyProxy(own_registry.port, faults) as proxy:
         repo = f"{proxy.address}/faults/cache"
-        process = ci_load(engine.env(), "ci-load.run", *flags(
-            project, repo, "classic", "--push", "--retries", "3", "--retry-delay", "0.5",
-            "--report", str(report_path)))
+        process = ci_load(
+            engine.env(),
+            "ci-load.run",
+            *flags(
+                project,
+                repo,
+                "classic",
+                "--push",
+                "--retries",
+                "3",
+                "--retry-delay",
+                "0.5",
+                "--report",
+                str(report_path),
+            ),
+        )
         injected = proxy.injected
 
     report = read_report(report_path)
     assert [(method, outcome) for method, _, outcome in injected] == [
-        ("GET", "503"), ("PUT", "reset"), ("PUT", "reset")]
+        ("GET", "503"),
+        ("PUT", "reset"),
+        ("PUT", "reset"),
+    ]
     assert report["retries"] == {"pull": 1, "push": 2}
     retried = [w for w in warnings_of(process) if "trying again" in w]
     assert len(retried) == 3, retried
@@ -254,13 +324,17 @@ def test_a_flaky_registry_is_retried_with_backoff_and_the_run_succeeds(
     # The pull got every cache image through the flaky registry ...
     assert sorted(report["pulled"]) == [f"{repo}:{tag}" for tag in TAGS]
     assert {name: cached for name, (cached, _) in stage_table(report).items()} == {
-        "base": True, "build": False, "app": False}
+        "base": True,
+        "build": False,
+        "app": False,
+    }
     # ... and the push stored exactly the new images, as built here.
     assert sorted(report["pushed"]) == [f"{repo}:app_final", f"{repo}:app_stage_build"]
     assert report["push_skipped"] == [f"{repo}:app_stage_base"]
     for tag in ("app_final", "app_stage_build"):
         assert registry_image_id(own_registry, "faults/cache", tag) == image_id(
-            engine, f"{repo}:{tag}")
+            engine, f"{repo}:{tag}"
+        )
     assert report["error"] is None
 
 
@@ -288,22 +362,41 @@ def test_a_flaky_registry_under_buildkit_retries_the_registry_check_and_the_push
     ]
     with FlakyProxy(own_registry.port, faults) as proxy:
         repo = f"{proxy.address}/faults/bk"
-        process = ci_load(engine.env(), "ci-load.run", *flags(
-            project, repo, "buildkit", "--push", "--retries", "2", "--retry-delay", "0.2",
-            "--report", str(report_path)))
+        process = ci_load(
+            engine.env(),
+            "ci-load.run",
+            *flags(
+                project,
+                repo,
+                "buildkit",
+                "--push",
+                "--retries",
+                "2",
+                "--retry-delay",
+                "0.2",
+                "--report",
+                str(report_path),
+            ),
+        )
         injected = proxy.injected
 
     report = read_report(report_path)
     assert [(method, outcome) for method, _, outcome in injected] == [
-        ("GET", "503"), ("PUT", "reset")]
+        ("GET", "503"),
+        ("PUT", "reset"),
+    ]
     assert report["error"] is None
     assert report["retries"].get("push") == 1
     assert registry_image_id(own_registry, "faults/bk", "app_final") == image_id(
-        engine, f"{repo}:app_final")
+        engine, f"{repo}:app_final"
+    )
     # The registry holds the base stage's cache image: a failed answer about
     # it is trouble to retry, not a missing cache.
-    said = "\n".join(line for line in process.stdout.splitlines()
-                     if "not found" in line or "registry check" in line)
+    said = "\n".join(
+        line
+        for line in process.stdout.splitlines()
+        if "not found" in line or "registry check" in line
+    )
     assert f"{repo}:app_stage_base" not in report["missing"], said
     assert report["retries"].get("registry check", 0) >= 1, (report["retries"], said)
 
@@ -321,8 +414,7 @@ def password():
 @pytest.fixture(scope="module")
 def private_registry(tmp_path_factory, password):
     """A registry that wants a login (htpasswd, bcrypt)."""
-    registry = Registry.start(tmp_path_factory.mktemp("private-registry"),
-                              login=(USER, password))
+    registry = Registry.start(tmp_path_factory.mktemp("private-registry"), login=(USER, password))
     yield registry
     registry.stop()
 
@@ -334,8 +426,14 @@ class logged_in:
         self.engine, self.registry, self.password = engine, registry, password
 
     def __enter__(self):
-        self.engine.docker("login", self.registry.address, "-u", USER, "--password-stdin",
-                           input=self.password + "\n")
+        self.engine.docker(
+            "login",
+            self.registry.address,
+            "-u",
+            USER,
+            "--password-stdin",
+            input=self.password + "\n",
+        )
         return self
 
     def __exit__(self, *exc):
@@ -353,10 +451,26 @@ def test_a_registry_that_wants_a_login_says_to_log_in_and_no_credential_leaks(
     repo = f"{host}/faults/private"
     secrets_ = [password, base64.b64encode(f"{USER}:{password}".encode()).decode()]
 
-    refused = ci_load(engine.env(), "ci-load.run", *flags(
-        project, repo, "classic", "--push", "--retries", "2", "--retry-delay", "0",
-        "--keep", "--workdir", str(tmp_path / "refused-files"),
-        "--report", str(tmp_path / "refused.json")), check=False)
+    refused = ci_load(
+        engine.env(),
+        "ci-load.run",
+        *flags(
+            project,
+            repo,
+            "classic",
+            "--push",
+            "--retries",
+            "2",
+            "--retry-delay",
+            "0",
+            "--keep",
+            "--workdir",
+            str(tmp_path / "refused-files"),
+            "--report",
+            str(tmp_path / "refused.json"),
+        ),
+        check=False,
+    )
 
     assert refused.returncode == 1
     last = last_stderr_line(refused)
@@ -369,16 +483,32 @@ def test_a_registry_that_wants_a_login_says_to_log_in_and_no_credential_leaks(
     with logged_in(engine, private_registry, password):
         config = (engine.config_dir / "config.json").read_text()
         assert secrets_[1] in config  # the credential is on this machine ...
-        pushed = ci_load(engine.env(), "ci-load.run", *flags(
-            project, repo, "classic", "--push", "--keep", "--workdir",
-            str(tmp_path / "pushed-files"), "--report", str(tmp_path / "pushed.json")))
+        pushed = ci_load(
+            engine.env(),
+            "ci-load.run",
+            *flags(
+                project,
+                repo,
+                "classic",
+                "--push",
+                "--keep",
+                "--workdir",
+                str(tmp_path / "pushed-files"),
+                "--report",
+                str(tmp_path / "pushed.json"),
+            ),
+        )
 
     report = read_report(tmp_path / "pushed.json")
     assert sorted(report["pushed"]) == [f"{repo}:{tag}" for tag in TAGS]
     assert private_registry.tags("faults/private") == TAGS
     # ... and appears nowhere ci-load wrote.
-    texts = {"refused stdout": refused.stdout, "refused stderr": refused.stderr,
-             "pushed stdout": pushed.stdout, "pushed stderr": pushed.stderr}
+    texts = {
+        "refused stdout": refused.stdout,
+        "refused stderr": refused.stderr,
+        "pushed stdout": pushed.stdout,
+        "pushed stderr": pushed.stderr,
+    }
     files = []
     for name in ("refused", "pushed"):
         texts[f"{name}.json"] = (tmp_path / f"{name}.json").read_text()
@@ -413,10 +543,16 @@ def test_a_pull_without_login_warns_instead_of_calling_the_held_cache_missing(
     # README, "Debugging a run": a pull that cannot reach the registry
     # (refused, unknown host, not logged in) is a warning naming the reason.
     fresh_runner(engine)
-    process = ci_load(engine.env(), "ci-load.pull", *flags(
-        project, private_cache["repo"], builder, "--retries", "0"))
+    process = ci_load(
+        engine.env(),
+        "ci-load.pull",
+        *flags(project, private_cache["repo"], builder, "--retries", "0"),
+    )
 
-    assert not any("a colder build, normal on a first run" in line
-                   for line in process.stdout.splitlines()), process.stdout[-2500:]
-    final = [w for w in warnings_of(process) if w.startswith("warning: the registry did not answer")]
+    assert not any(
+        "a colder build, normal on a first run" in line for line in process.stdout.splitlines()
+    ), process.stdout[-2500:]
+    final = [
+        w for w in warnings_of(process) if w.startswith("warning: the registry did not answer")
+    ]
     assert len(final) == 1 and "no basic auth credentials" in final[0], process.stdout[-2500:]

@@ -29,63 +29,72 @@ def names_for(location, service="app", version=None, stages=(), recipes=()):
     "location, version, final, stage, recipe",
     [
         pytest.param(
-            "team/cache", None,
+            "team/cache",
+            None,
             "team/cache:app_final",
             "team/cache:app_stage_deps",
             "team/cache:app_recipe_hello",
             id="a repository gives REPO:SERVICE_kind",
         ),
         pytest.param(
-            "team/cache", "v2",
+            "team/cache",
+            "v2",
             "team/cache:v2_app_final",
             "team/cache:v2_app_stage_deps",
             "team/cache:v2_app_recipe_hello",
             id="a cache version comes first in the tag",
         ),
         pytest.param(
-            "team/cache:pr-17", None,
+            "team/cache:pr-17",
+            None,
             "team/cache:pr-17_final",
             "team/cache:pr-17_stage_deps",
             "team/cache:pr-17_recipe_hello",
             id="a tag prefix replaces the service",
         ),
         pytest.param(
-            "team/cache:pr-17", "v2",
+            "team/cache:pr-17",
+            "v2",
             "team/cache:pr-17_final",
             "team/cache:pr-17_stage_deps",
             "team/cache:pr-17_recipe_hello",
             id="a tag prefix replaces the version too",
         ),
         pytest.param(
-            "127.0.0.1:5000/team/cache", None,
+            "127.0.0.1:5000/team/cache",
+            None,
             "127.0.0.1:5000/team/cache:app_final",
             "127.0.0.1:5000/team/cache:app_stage_deps",
             "127.0.0.1:5000/team/cache:app_recipe_hello",
             id="a registry port is not a tag",
         ),
         pytest.param(
-            "127.0.0.1:5000/team/cache", "v2",
+            "127.0.0.1:5000/team/cache",
+            "v2",
             "127.0.0.1:5000/team/cache:v2_app_final",
             "127.0.0.1:5000/team/cache:v2_app_stage_deps",
             "127.0.0.1:5000/team/cache:v2_app_recipe_hello",
             id="a registry port with a cache version",
         ),
         pytest.param(
-            "127.0.0.1:5000/team/cache:pr-17", None,
+            "127.0.0.1:5000/team/cache:pr-17",
+            None,
             "127.0.0.1:5000/team/cache:pr-17_final",
             "127.0.0.1:5000/team/cache:pr-17_stage_deps",
             "127.0.0.1:5000/team/cache:pr-17_recipe_hello",
             id="a registry port with a tag prefix",
         ),
         pytest.param(
-            "localhost:5000/cache", None,
+            "localhost:5000/cache",
+            None,
             "localhost:5000/cache:app_final",
             "localhost:5000/cache:app_stage_deps",
             "localhost:5000/cache:app_recipe_hello",
             id="localhost with a port",
         ),
         pytest.param(
-            "[::1]:5000/cache:main", None,
+            "[::1]:5000/cache:main",
+            None,
             "[::1]:5000/cache:main_final",
             "[::1]:5000/cache:main_stage_deps",
             "[::1]:5000/cache:main_recipe_hello",
@@ -93,18 +102,14 @@ def names_for(location, service="app", version=None, stages=(), recipes=()):
         ),
     ],
 )
-def test_cache_images_are_named_like_the_ancestor_ci_load(
-    location, version, final, stage, recipe
-):
+def test_cache_images_are_named_like_the_ancestor_ci_load(location, version, final, stage, recipe):
     images = names_for(location, version=version, stages=["deps"], recipes=["hello"])
 
     assert images == CacheImages(final, {"deps": stage}, {"hello": recipe})
 
 
 def test_stages_and_recipes_keep_the_order_they_are_given_in():
-    images = names_for(
-        "cache", stages=["toolchain", "deps", "build"], recipes=["b", "a"]
-    )
+    images = names_for("cache", stages=["toolchain", "deps", "build"], recipes=["b", "a"])
 
     assert list(images.stages) == ["toolchain", "deps", "build"]
     assert list(images.recipes) == ["b", "a"]
@@ -142,26 +147,30 @@ def test_a_cache_version_with_characters_docker_refuses_becomes_a_valid_tag():
     "text, repo, prefix",
     [
         pytest.param("cache", "cache", None, id="a bare repository"),
+        pytest.param("team/cache:main", "team/cache", "main", id="a repository and a tag"),
         pytest.param(
-            "team/cache:main", "team/cache", "main", id="a repository and a tag"
-        ),
-        pytest.param(
-            "registry.example.com/team/cache", "registry.example.com/team/cache", None,
+            "registry.example.com/team/cache",
+            "registry.example.com/team/cache",
+            None,
             id="a registry host",
         ),
         pytest.param(
-            "127.0.0.1:5000/team/cache", "127.0.0.1:5000/team/cache", None,
+            "127.0.0.1:5000/team/cache",
+            "127.0.0.1:5000/team/cache",
+            None,
             id="a registry with a port",
         ),
         pytest.param(
-            "127.0.0.1:5000/team/cache:P", "127.0.0.1:5000/team/cache", "P",
+            "127.0.0.1:5000/team/cache:P",
+            "127.0.0.1:5000/team/cache",
+            "P",
             id="a registry with a port and a tag",
         ),
+        pytest.param("  team/cache:main  ", "team/cache", "main", id="white space around"),
         pytest.param(
-            "  team/cache:main  ", "team/cache", "main", id="white space around"
-        ),
-        pytest.param(
-            "Registry.Example.com/cache", "Registry.Example.com/cache", None,
+            "Registry.Example.com/cache",
+            "Registry.Example.com/cache",
+            None,
             id="a registry host in upper case",
         ),
     ],

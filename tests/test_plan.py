@@ -59,7 +59,9 @@ def rendered(name):
 
 def settings(**flags):
     flags = {
-        "compose_files": ["/srv/shop/docker-compose.yml"], "service": "shop", **flags,
+        "compose_files": ["/srv/shop/docker-compose.yml"],
+        "service": "shop",
+        **flags,
     }
     return Settings.resolve({}, flags)
 
@@ -71,8 +73,9 @@ def shop_plan(dockerfile=SHOP_DOCKERFILE, config="shop.yml", workdir=WORKDIR, **
         "recipe_compose": "/srv/recipes/docker-compose.yml",
         **flags,
     }
-    return make_plan(settings(**flags), rendered(config), dockerfile, str(workdir),
-                     rendered("recipes.yml"))
+    return make_plan(
+        settings(**flags), rendered(config), dockerfile, str(workdir), rendered("recipes.yml")
+    )
 
 
 def cache_from(images):
@@ -81,8 +84,17 @@ def cache_from(images):
 
 def stage_build(stage, images=CACHE_FROM):
     return (
-        "docker", "build", "-f", PRUNED.get(stage, DOCKERFILE), "--target", stage, *ARGS,
-        *cache_from(images), "-t", f"{R}:shop_stage_{stage}", CONTEXT,
+        "docker",
+        "build",
+        "-f",
+        PRUNED.get(stage, DOCKERFILE),
+        "--target",
+        stage,
+        *ARGS,
+        *cache_from(images),
+        "-t",
+        f"{R}:shop_stage_{stage}",
+        CONTEXT,
     )
 
 
@@ -94,40 +106,64 @@ def test_each_needed_stage_is_built_in_file_order_then_the_service():
 
     assert plan.stages == STAGES
     assert plan.builds == (
-        Build("base", "shop_stage_base", (f"{R}:shop_stage_base",),
-              stage_build("base")),
-        Build("hello", "shop_stage_hello", (f"{R}:shop_stage_hello",),
-              stage_build("hello")),
-        Build("deps", "shop_stage_deps", (f"{R}:shop_stage_deps",),
-              stage_build("deps")),
-        Build("assets", "shop_stage_assets", (f"{R}:shop_stage_assets",),
-              stage_build("assets")),
-        Build("build", "shop_stage_build", (f"{R}:shop_stage_build",),
-              stage_build("build")),
-        Build("shop", "shop", ("example/shop:1.0", f"{R}:shop_final"), (
-            "docker", "build", "-f", DOCKERFILE, *ARGS, *cache_from(CACHE_FROM),
-            "-t", "example/shop:1.0", "-t", f"{R}:shop_final", CONTEXT,
-        )),
+        Build("base", "shop_stage_base", (f"{R}:shop_stage_base",), stage_build("base")),
+        Build("hello", "shop_stage_hello", (f"{R}:shop_stage_hello",), stage_build("hello")),
+        Build("deps", "shop_stage_deps", (f"{R}:shop_stage_deps",), stage_build("deps")),
+        Build("assets", "shop_stage_assets", (f"{R}:shop_stage_assets",), stage_build("assets")),
+        Build("build", "shop_stage_build", (f"{R}:shop_stage_build",), stage_build("build")),
+        Build(
+            "shop",
+            "shop",
+            ("example/shop:1.0", f"{R}:shop_final"),
+            (
+                "docker",
+                "build",
+                "-f",
+                DOCKERFILE,
+                *ARGS,
+                *cache_from(CACHE_FROM),
+                "-t",
+                "example/shop:1.0",
+                "-t",
+                f"{R}:shop_final",
+                CONTEXT,
+            ),
+        ),
     )
 
 
 def test_a_stage_build_is_exactly_the_docker_build_of_that_target():
     assert shop_plan().builds[0].argv == (
-        "docker", "build",
-        "-f", "/srv/shop/docker/shop.Dockerfile",
-        "--target", "base",
-        "--build-arg", "BASE_IMAGE=busybox:1.36",
-        "--build-arg", "GREETING=costs $5",
-        "--cache-from", "example/shop:1.0",
-        "--cache-from", "127.0.0.1:5000/team/cache:shop_final",
-        "--cache-from", "127.0.0.1:5000/team/cache:shop_stage_base",
-        "--cache-from", "127.0.0.1:5000/team/cache:shop_stage_hello",
-        "--cache-from", "127.0.0.1:5000/team/cache:shop_stage_deps",
-        "--cache-from", "127.0.0.1:5000/team/cache:shop_stage_assets",
-        "--cache-from", "127.0.0.1:5000/team/cache:shop_stage_build",
-        "--cache-from", "127.0.0.1:5000/team/cache:shop_recipe_hello",
-        "--cache-from", "cilocal/recipe:hello",
-        "-t", "127.0.0.1:5000/team/cache:shop_stage_base",
+        "docker",
+        "build",
+        "-f",
+        "/srv/shop/docker/shop.Dockerfile",
+        "--target",
+        "base",
+        "--build-arg",
+        "BASE_IMAGE=busybox:1.36",
+        "--build-arg",
+        "GREETING=costs $5",
+        "--cache-from",
+        "example/shop:1.0",
+        "--cache-from",
+        "127.0.0.1:5000/team/cache:shop_final",
+        "--cache-from",
+        "127.0.0.1:5000/team/cache:shop_stage_base",
+        "--cache-from",
+        "127.0.0.1:5000/team/cache:shop_stage_hello",
+        "--cache-from",
+        "127.0.0.1:5000/team/cache:shop_stage_deps",
+        "--cache-from",
+        "127.0.0.1:5000/team/cache:shop_stage_assets",
+        "--cache-from",
+        "127.0.0.1:5000/team/cache:shop_stage_build",
+        "--cache-from",
+        "127.0.0.1:5000/team/cache:shop_recipe_hello",
+        "--cache-from",
+        "cilocal/recipe:hello",
+        "-t",
+        "127.0.0.1:5000/team/cache:shop_stage_base",
         "/srv/shop",
     )
 
@@ -144,12 +180,15 @@ def test_the_plan_names_what_it_read():
     plan = shop_plan()
 
     assert (plan.service, plan.compose_files, plan.project_dir) == (
-        "shop", ("/srv/shop/docker-compose.yml",), "/srv/shop",
+        "shop",
+        ("/srv/shop/docker-compose.yml",),
+        "/srv/shop",
     )
     assert (plan.dockerfile, plan.context, plan.target) == (DOCKERFILE, CONTEXT, None)
     assert plan.stages_found == ("base", "hello", "deps", "assets", "build", "#5")
     assert (plan.builder, plan.builder_reason) == (
-        "classic", "asked for with --builder classic",
+        "classic",
+        "asked for with --builder classic",
     )
     assert plan.buildkit_only == ("line 21: RUN --mount",)
     assert plan.warnings == (
@@ -161,25 +200,31 @@ def test_the_plan_names_what_it_read():
 
 def layers_plan(service="app", other_services=()):
     return make_plan(
-        settings(compose_files=["/srv/layers/docker-compose.yml"], service=service,
-                 cache_repo=R, other_services=list(other_services)),
-        rendered("layers.yml"), LAYERS_DOCKERFILE, WORKDIR,
+        settings(
+            compose_files=["/srv/layers/docker-compose.yml"],
+            service=service,
+            cache_repo=R,
+            other_services=list(other_services),
+        ),
+        rendered("layers.yml"),
+        LAYERS_DOCKERFILE,
+        WORKDIR,
     )
 
 
 @pytest.mark.parametrize(
     "other_services, stages, skipped",
     [
-        pytest.param([], ("base", "build"), ("test", "docs"),
-                     id="for the final image alone"),
-        pytest.param(["app-test"], ("base", "build", "test"), ("docs",),
-                     id="with the test service"),
-        pytest.param(["app-docs"], ("base", "build", "docs"), ("test",),
-                     id="with the docs service"),
+        pytest.param([], ("base", "build"), ("test", "docs"), id="for the final image alone"),
+        pytest.param(
+            ["app-test"], ("base", "build", "test"), ("docs",), id="with the test service"
+        ),
+        pytest.param(
+            ["app-docs"], ("base", "build", "docs"), ("test",), id="with the docs service"
+        ),
     ],
 )
-def test_only_the_stages_the_targets_need_are_built_and_cached(other_services, stages,
-                                                               skipped):
+def test_only_the_stages_the_targets_need_are_built_and_cached(other_services, stages, skipped):
     plan = layers_plan(other_services=other_services)
 
     assert plan.stages == stages
@@ -206,10 +251,16 @@ def test_other_services_are_tagged_from_their_target_stage_or_the_final_image():
     plan = shop_plan(other_services=["shop-build", "shop-latest"])
 
     assert plan.tags == (
-        Tag(f"{R}:shop_stage_build", "example/shop-build:1.0",
-            ("docker", "tag", f"{R}:shop_stage_build", "example/shop-build:1.0")),
-        Tag(f"{R}:shop_final", "example/shop:latest",
-            ("docker", "tag", f"{R}:shop_final", "example/shop:latest")),
+        Tag(
+            f"{R}:shop_stage_build",
+            "example/shop-build:1.0",
+            ("docker", "tag", f"{R}:shop_stage_build", "example/shop-build:1.0"),
+        ),
+        Tag(
+            f"{R}:shop_final",
+            "example/shop:latest",
+            ("docker", "tag", f"{R}:shop_final", "example/shop:latest"),
+        ),
     )
 
 
@@ -225,7 +276,9 @@ def test_other_services_images_are_cache_for_every_build():
     plan = shop_plan(other_services=["shop-build", "shop-latest"])
 
     expected = (
-        "example/shop:1.0", "example/shop-build:1.0", "example/shop:latest",
+        "example/shop:1.0",
+        "example/shop-build:1.0",
+        "example/shop:latest",
         *CACHE_FROM[1:],
     )
     assert plan.cache_from == expected
@@ -252,8 +305,7 @@ def test_an_undefined_other_service_is_an_error_naming_it():
 
 def test_a_target_that_is_not_a_stage_is_an_error_naming_the_named_stages():
     with pytest.raises(ConfigError) as error:
-        make_plan(settings(service="extra"), rendered("edge.yml"), SHOP_DOCKERFILE,
-                  WORKDIR)
+        make_plan(settings(service="extra"), rendered("edge.yml"), SHOP_DOCKERFILE, WORKDIR)
 
     assert str(error.value) == (
         "service 'extra': target 'runtime' is not a stage of "
@@ -264,12 +316,9 @@ def test_a_target_that_is_not_a_stage_is_an_error_naming_the_named_stages():
 
 def test_a_plan_without_a_service_is_an_error():
     with pytest.raises(ConfigError) as error:
-        make_plan(settings(service=None), rendered("shop.yml"), SHOP_DOCKERFILE,
-                  WORKDIR)
+        make_plan(settings(service=None), rendered("shop.yml"), SHOP_DOCKERFILE, WORKDIR)
 
-    assert str(error.value) == (
-        "no main service: pass --service NAME or set ci_load.service"
-    )
+    assert str(error.value) == ("no main service: pass --service NAME or set ci_load.service")
 
 
 def test_a_compose_service_named_like_a_generated_one_stays_out_of_the_stages_file():
@@ -286,10 +335,18 @@ def test_an_other_service_named_like_a_generated_stage_service_is_an_error():
     )
 
     with pytest.raises(ConfigError) as error:
-        make_plan(settings(cache_repo=R, recipe_repo="cilocal/recipe",
-                           recipe_compose="/srv/recipes/docker-compose.yml",
-                           other_services=["shop_stage_deps"]),
-                  config, SHOP_DOCKERFILE, WORKDIR, rendered("recipes.yml"))
+        make_plan(
+            settings(
+                cache_repo=R,
+                recipe_repo="cilocal/recipe",
+                recipe_compose="/srv/recipes/docker-compose.yml",
+                other_services=["shop_stage_deps"],
+            ),
+            config,
+            SHOP_DOCKERFILE,
+            WORKDIR,
+            rendered("recipes.yml"),
+        )
 
     assert str(error.value) == (
         "other service 'shop_stage_deps' has the name ci-load gives the build of "
@@ -298,17 +355,24 @@ def test_an_other_service_named_like_a_generated_stage_service_is_an_error():
 
 
 def layers_with_a_named_last_stage():
-    named = LAYERS_DOCKERFILE.replace("FROM busybox:1.36\nCOPY",
-                                      "FROM busybox:1.36 AS runtime\nCOPY")
+    named = LAYERS_DOCKERFILE.replace(
+        "FROM busybox:1.36\nCOPY", "FROM busybox:1.36 AS runtime\nCOPY"
+    )
     assert named != LAYERS_DOCKERFILE
     return named
 
 
 def test_an_other_service_without_target_builds_the_named_last_stage_tagged_from_it():
     plan = make_plan(
-        settings(compose_files=["/srv/layers/docker-compose.yml"], service="app-test",
-                 cache_repo=R, other_services=["app"]),
-        rendered("layers.yml"), layers_with_a_named_last_stage(), WORKDIR,
+        settings(
+            compose_files=["/srv/layers/docker-compose.yml"],
+            service="app-test",
+            cache_repo=R,
+            other_services=["app"],
+        ),
+        rendered("layers.yml"),
+        layers_with_a_named_last_stage(),
+        WORKDIR,
     )
 
     assert plan.stages == ("base", "build", "test", "runtime")
@@ -317,15 +381,20 @@ def test_an_other_service_without_target_builds_the_named_last_stage_tagged_from
         ("base", (f"{R}:app-test_stage_base",)),
         ("build", (f"{R}:app-test_stage_build",)),
         ("runtime", (f"{R}:app-test_stage_runtime",)),
-        ("app-test", ("example/app-test:1.0", f"{R}:app-test_final",
-                      f"{R}:app-test_stage_test")),
+        ("app-test", ("example/app-test:1.0", f"{R}:app-test_final", f"{R}:app-test_stage_test")),
     ]
     assert plan.builds[2].argv[2:6] == (
-        "-f", f"{WORKDIR}/app-test.pruned-runtime.Dockerfile", "--target", "runtime",
+        "-f",
+        f"{WORKDIR}/app-test.pruned-runtime.Dockerfile",
+        "--target",
+        "runtime",
     )
     assert plan.tags == (
-        Tag(f"{R}:app-test_stage_runtime", "example/app:1.0",
-            ("docker", "tag", f"{R}:app-test_stage_runtime", "example/app:1.0")),
+        Tag(
+            f"{R}:app-test_stage_runtime",
+            "example/app:1.0",
+            ("docker", "tag", f"{R}:app-test_stage_runtime", "example/app:1.0"),
+        ),
     )
 
 
@@ -343,22 +412,20 @@ def test_an_other_service_without_target_is_an_error_when_the_last_stage_has_no_
 @pytest.mark.parametrize(
     "key, value",
     [
-        pytest.param("args", {"BASE_IMAGE": "busybox:1.36", "GREETING": "free"},
-                     id="a build arg"),
+        pytest.param("args", {"BASE_IMAGE": "busybox:1.36", "GREETING": "free"}, id="a build arg"),
         pytest.param("dockerfile", "docker/other.Dockerfile", id="the Dockerfile"),
         pytest.param("context", "/srv/shop/docker", id="the context"),
         pytest.param("network", "host", id="the network"),
     ],
 )
-def test_an_other_service_whose_build_differs_from_the_main_services_is_an_error(
-    key, value
-):
+def test_an_other_service_whose_build_differs_from_the_main_services_is_an_error(key, value):
     config = rendered("shop.yml")
     config["services"]["shop-build"]["build"][key] = value
 
     with pytest.raises(ConfigError) as error:
-        make_plan(settings(cache_repo=R, other_services=["shop-build"]), config,
-                  SHOP_DOCKERFILE, WORKDIR)
+        make_plan(
+            settings(cache_repo=R, other_services=["shop-build"]), config, SHOP_DOCKERFILE, WORKDIR
+        )
 
     assert str(error.value) == (
         "other service 'shop-build' does not build like the main service 'shop' "
@@ -384,12 +451,18 @@ def test_a_target_that_is_a_number_is_not_the_stage_of_that_index():
 @pytest.mark.parametrize(
     "other_services, tags, tagged_services",
     [
-        pytest.param(["shop-build", "shop-build"],
-                     [(f"{R}:shop_stage_build", "example/shop-build:1.0")],
-                     ["shop-build"], id="another service named twice"),
-        pytest.param(["shop", "shop-latest"],
-                     [(f"{R}:shop_final", "example/shop:latest")],
-                     ["shop-latest"], id="the main service named as another service"),
+        pytest.param(
+            ["shop-build", "shop-build"],
+            [(f"{R}:shop_stage_build", "example/shop-build:1.0")],
+            ["shop-build"],
+            id="another service named twice",
+        ),
+        pytest.param(
+            ["shop", "shop-latest"],
+            [(f"{R}:shop_final", "example/shop:latest")],
+            ["shop-latest"],
+            id="the main service named as another service",
+        ),
     ],
 )
 def test_other_services_named_twice_or_naming_the_main_service_are_tagged_once(
@@ -402,13 +475,16 @@ def test_other_services_named_twice_or_naming_the_main_service_are_tagged_once(
     # Read the text, not the YAML: a YAML reader keeps one of two equal keys.
     service_lines = re.findall(r"(?m)^  (\S+):$", plan.files["stages.yml"])
     assert service_lines == [
-        *(f"shop_stage_{s}" for s in STAGES), "shop", *tagged_services,
+        *(f"shop_stage_{s}" for s in STAGES),
+        "shop",
+        *tagged_services,
     ]
 
 
 def test_a_main_service_without_an_image_is_tagged_with_composes_default_name():
-    plan = make_plan(settings(service="short"), rendered("edge.yml"),
-                     "FROM busybox:1.36\n", WORKDIR)
+    plan = make_plan(
+        settings(service="short"), rendered("edge.yml"), "FROM busybox:1.36\n", WORKDIR
+    )
 
     assert plan.builds[-1].images == ("edge-short", "ci-load-local/edge:short_final")
 
@@ -419,26 +495,60 @@ def test_a_main_service_without_an_image_is_tagged_with_composes_default_name():
 def test_the_services_own_target_cache_from_and_network_reach_docker_build():
     extra = (DATA / "compose" / "edge" / "extra" / "extra.Dockerfile").read_text()
 
-    plan = make_plan(settings(service="extra", cache_repo="cache"),
-                     rendered("edge.yml"), extra, WORKDIR)
+    plan = make_plan(
+        settings(service="extra", cache_repo="cache"), rendered("edge.yml"), extra, WORKDIR
+    )
 
     images = (
-        "example/extra:cache", "example/extra:1.0", "cache:extra_final",
-        "cache:extra_stage_base", "cache:extra_stage_runtime",
+        "example/extra:cache",
+        "example/extra:1.0",
+        "cache:extra_final",
+        "cache:extra_stage_base",
+        "cache:extra_stage_runtime",
     )
     common = (
-        "--build-arg", "DOLLARS=$HOME and ${USER}", "--build-arg", "EMPTY=",
-        "--build-arg", "PLAIN=1", *cache_from(images), "--network", "host",
+        "--build-arg",
+        "DOLLARS=$HOME and ${USER}",
+        "--build-arg",
+        "EMPTY=",
+        "--build-arg",
+        "PLAIN=1",
+        *cache_from(images),
+        "--network",
+        "host",
     )
     dockerfile = "/srv/edge/extra/extra.Dockerfile"
     assert [b.argv for b in plan.builds] == [
-        ("docker", "build", "-f", dockerfile, "--target", "base", *common,
-         "-t", "cache:extra_stage_base", "/srv/edge/extra"),
+        (
+            "docker",
+            "build",
+            "-f",
+            dockerfile,
+            "--target",
+            "base",
+            *common,
+            "-t",
+            "cache:extra_stage_base",
+            "/srv/edge/extra",
+        ),
         # The service's target stage is built once, by the service's build,
         # which also gives it its stage cache name.
-        ("docker", "build", "-f", dockerfile, "--target", "runtime", *common,
-         "-t", "example/extra:1.0", "-t", "cache:extra_final",
-         "-t", "cache:extra_stage_runtime", "/srv/edge/extra"),
+        (
+            "docker",
+            "build",
+            "-f",
+            dockerfile,
+            "--target",
+            "runtime",
+            *common,
+            "-t",
+            "example/extra:1.0",
+            "-t",
+            "cache:extra_final",
+            "-t",
+            "cache:extra_stage_runtime",
+            "/srv/edge/extra",
+        ),
     ]
     assert plan.warnings == (
         (
@@ -454,8 +564,14 @@ def test_a_build_arg_without_a_value_is_passed_by_name_only():
     plan = make_plan(settings(service="listed"), config, "FROM busybox:1.36\n", WORKDIR)
 
     assert plan.builds[-1].argv[4:12] == (
-        "--build-arg", "PLAIN=1", "--build-arg", "FROM_ENV",
-        "--build-arg", "EQUATION=a=b", "--build-arg", "PRICE=costs $5",
+        "--build-arg",
+        "PLAIN=1",
+        "--build-arg",
+        "FROM_ENV",
+        "--build-arg",
+        "EQUATION=a=b",
+        "--build-arg",
+        "PRICE=costs $5",
     )
 
 
@@ -480,15 +596,25 @@ def test_a_needed_stage_without_a_name_is_warned_about_and_not_built_alone():
 @pytest.mark.parametrize(
     "flags, final, first_stage",
     [
-        pytest.param({}, f"{R}:shop_final", f"{R}:shop_stage_base",
-                     id="a repository"),
-        pytest.param({"cache_version": "v2"}, f"{R}:v2_shop_final",
-                     f"{R}:v2_shop_stage_base", id="a cache version"),
-        pytest.param({"cache_repo": f"{R}:pr-17"}, f"{R}:pr-17_final",
-                     f"{R}:pr-17_stage_base", id="a tag prefix"),
-        pytest.param({"cache_repo": None}, "ci-load-local/shop:shop_final",
-                     "ci-load-local/shop:shop_stage_base",
-                     id="no cache repository names images after the compose project"),
+        pytest.param({}, f"{R}:shop_final", f"{R}:shop_stage_base", id="a repository"),
+        pytest.param(
+            {"cache_version": "v2"},
+            f"{R}:v2_shop_final",
+            f"{R}:v2_shop_stage_base",
+            id="a cache version",
+        ),
+        pytest.param(
+            {"cache_repo": f"{R}:pr-17"},
+            f"{R}:pr-17_final",
+            f"{R}:pr-17_stage_base",
+            id="a tag prefix",
+        ),
+        pytest.param(
+            {"cache_repo": None},
+            "ci-load-local/shop:shop_final",
+            "ci-load-local/shop:shop_stage_base",
+            id="no cache repository names images after the compose project",
+        ),
     ],
 )
 def test_cache_images_follow_the_cache_settings(flags, final, first_stage):
@@ -521,8 +647,9 @@ def test_other_cache_locations_are_pulled_and_read_but_never_pushed():
     ]
     assert [o.all() for o in plan.other_cache_images] == [other_images]
     assert plan.cache_from == (*CACHE_FROM, *other_images)
-    pull_images = [s["image"] for s in yaml.safe_load(plan.files["push_pull.yml"])[
-        "services"].values()]
+    pull_images = [
+        s["image"] for s in yaml.safe_load(plan.files["push_pull.yml"])["services"].values()
+    ]
     assert pull_images == [*plan.cache_images.all(), *other_images]
     assert plan.pushed == tuple(plan.cache_images.all())
     assert not any(name.startswith("other") for name in plan.push)
@@ -554,13 +681,26 @@ def test_a_recipe_image_a_stage_builds_on_is_rebuilt_from_its_recipe_service():
     assert plan.recipes == ("hello",)
     assert plan.cache_images.recipes == {"hello": f"{R}:shop_recipe_hello"}
     assert plan.recipe_builds == (
-        Build("hello", "hello", ("cilocal/recipe:hello", f"{R}:shop_recipe_hello"), (
-            "docker", "build", "-f", "/srv/recipes/hello.Dockerfile",
-            "--cache-from", f"{R}:shop_recipe_hello",
-            "--cache-from", "cilocal/recipe:hello",
-            "-t", "cilocal/recipe:hello", "-t", f"{R}:shop_recipe_hello",
-            "/srv/recipes",
-        )),
+        Build(
+            "hello",
+            "hello",
+            ("cilocal/recipe:hello", f"{R}:shop_recipe_hello"),
+            (
+                "docker",
+                "build",
+                "-f",
+                "/srv/recipes/hello.Dockerfile",
+                "--cache-from",
+                f"{R}:shop_recipe_hello",
+                "--cache-from",
+                "cilocal/recipe:hello",
+                "-t",
+                "cilocal/recipe:hello",
+                "-t",
+                f"{R}:shop_recipe_hello",
+                "/srv/recipes",
+            ),
+        ),
     )
 
 
@@ -598,9 +738,14 @@ def test_a_recipe_without_a_recipe_compose_file_is_an_error():
 def test_a_recipe_missing_from_the_recipe_compose_file_is_an_error_naming_both():
     with pytest.raises(ConfigError) as error:
         make_plan(
-            settings(cache_repo=R, recipe_repo="cilocal/recipe",
-                     recipe_compose="/srv/recipes/no-hello.yml"),
-            rendered("shop.yml"), SHOP_DOCKERFILE, WORKDIR,
+            settings(
+                cache_repo=R,
+                recipe_repo="cilocal/recipe",
+                recipe_compose="/srv/recipes/no-hello.yml",
+            ),
+            rendered("shop.yml"),
+            SHOP_DOCKERFILE,
+            WORKDIR,
             rendered("recipes_no_hello.yml"),
         )
 
@@ -651,22 +796,41 @@ def test_a_recipe_compose_file_without_a_recipe_repo_is_an_error():
 def test_pull_and_push_use_the_generated_file_in_the_work_directory():
     plan = shop_plan()
 
-    compose = ("docker", "compose", "-f", f"{WORKDIR}/push_pull.yml",
-               "--project-directory", WORKDIR)
+    compose = (
+        "docker",
+        "compose",
+        "-f",
+        f"{WORKDIR}/push_pull.yml",
+        "--project-directory",
+        WORKDIR,
+    )
     assert plan.pull == (*compose, "pull", "--ignore-pull-failures")
     # The services to push are added to it: only the images the registry lacks.
     assert plan.push == (*compose, "push")
     assert push_services(plan, plan.pushed) == (
-        *compose, "push", "cache_final", "cache_stage_base", "cache_stage_hello",
-        "cache_stage_deps", "cache_stage_assets", "cache_stage_build",
+        *compose,
+        "push",
+        "cache_final",
+        "cache_stage_base",
+        "cache_stage_hello",
+        "cache_stage_deps",
+        "cache_stage_assets",
+        "cache_stage_build",
         "cache_recipe_hello",
     )
     assert push_services(plan, [f"{R}:shop_recipe_hello", f"{R}:shop_final"]) == (
-        *compose, "push", "cache_recipe_hello", "cache_final",
+        *compose,
+        "push",
+        "cache_recipe_hello",
+        "cache_final",
     )
     assert plan.pushed == (
-        f"{R}:shop_final", f"{R}:shop_stage_base", f"{R}:shop_stage_hello",
-        f"{R}:shop_stage_deps", f"{R}:shop_stage_assets", f"{R}:shop_stage_build",
+        f"{R}:shop_final",
+        f"{R}:shop_stage_base",
+        f"{R}:shop_stage_hello",
+        f"{R}:shop_stage_deps",
+        f"{R}:shop_stage_assets",
+        f"{R}:shop_stage_build",
         f"{R}:shop_recipe_hello",
     )
     assert plan.path("push_pull.yml") == f"{WORKDIR}/push_pull.yml"
@@ -709,8 +873,9 @@ def test_without_a_cache_repository_the_commands_pull_and_push_nothing():
 
     assert plan.commands() == [
         *(f"{env} {shlex.join(b.argv)}" for b in (*plan.recipe_builds, *plan.builds)),
-        shlex.join(("docker", "tag", "ci-load-local/shop:shop_stage_build",
-                    "example/shop-build:1.0")),
+        shlex.join(
+            ("docker", "tag", "ci-load-local/shop:shop_stage_build", "example/shop-build:1.0")
+        ),
     ]
 
 
@@ -726,8 +891,9 @@ def compose(_shield_env, docker_config):
         for path in files:
             argv += ["-f", str(path)]
         argv += ["config", "-q"] if quiet else ["config"]
-        return subprocess.run(argv, check=False, cwd=cwd, env=env,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            argv, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+        )
 
     return run
 
@@ -743,13 +909,17 @@ def write_files(plan):
 SCENARIOS = [
     pytest.param({}, id="the main service alone"),
     pytest.param(
-        {"other_services": ["shop-build", "shop-latest"],
-         "other_repos": ["registry.example.com/shop/cache:main"],
-         "cache_version": "v2"},
+        {
+            "other_services": ["shop-build", "shop-latest"],
+            "other_repos": ["registry.example.com/shop/cache:main"],
+            "cache_version": "v2",
+        },
         id="other services, another location and a cache version",
     ),
-    pytest.param({"cache_repo": None, "recipe_repo": None, "recipe_compose": None},
-                 id="no cache repository and no recipes"),
+    pytest.param(
+        {"cache_repo": None, "recipe_repo": None, "recipe_compose": None},
+        id="no cache repository and no recipes",
+    ),
 ]
 
 
@@ -769,15 +939,15 @@ def test_every_generated_file_is_yaml_with_services(flags, tmp_path):
 
 @pytest.mark.parametrize("flags", SCENARIOS)
 def test_compose_v2_accepts_every_generated_file(flags, tmp_path, compose):
-    plan = shop_plan(**{"workdir": tmp_path / "work",
-                        "recipe_compose": str(RECIPE_COMPOSE), **flags})
+    plan = shop_plan(
+        **{"workdir": tmp_path / "work", "recipe_compose": str(RECIPE_COMPOSE), **flags}
+    )
 
     for path in write_files(plan):
         result = compose(path, quiet=True, cwd=tmp_path)
         assert result.returncode == 0, f"{path.name}: {result.stderr}"
     if plan.recipes:
-        result = compose(RECIPE_COMPOSE, plan.path("recipes.yml"), quiet=True,
-                         cwd=tmp_path)
+        result = compose(RECIPE_COMPOSE, plan.path("recipes.yml"), quiet=True, cwd=tmp_path)
         assert result.returncode == 0, f"recipes.yml as an override: {result.stderr}"
 
 
@@ -809,24 +979,30 @@ def test_compose_reads_the_stages_file_as_one_service_per_build(tmp_path, compos
     assert result.returncode == 0, result.stderr
     found = yaml.safe_load(result.stdout)["services"]
     expected_targets = {
-        "shop_stage_base": "base", "shop_stage_hello": "hello",
-        "shop_stage_deps": "deps", "shop_stage_assets": "assets",
-        "shop_stage_build": "build", "shop": None, "shop-build": "build",
+        "shop_stage_base": "base",
+        "shop_stage_hello": "hello",
+        "shop_stage_deps": "deps",
+        "shop_stage_assets": "assets",
+        "shop_stage_build": "build",
+        "shop": None,
+        "shop-build": "build",
     }
-    assert {name: s["build"].get("target") for name, s in found.items()} == (
-        expected_targets
-    )
+    assert {name: s["build"].get("target") for name, s in found.items()} == (expected_targets)
     for name, service in found.items():
         assert service["build"]["context"] == CONTEXT, name
         stage = name.replace("shop_stage_", "") if name.startswith("shop_stage_") else None
         # A stage built from a copy without the stages it does not need.
-        expected_dockerfile = (plan.path(f"shop.pruned-{stage}.Dockerfile") if stage in PRUNED
-                               else "docker/shop.Dockerfile")
+        expected_dockerfile = (
+            plan.path(f"shop.pruned-{stage}.Dockerfile")
+            if stage in PRUNED
+            else "docker/shop.Dockerfile"
+        )
         assert service["build"]["dockerfile"] == expected_dockerfile, name
         assert service["build"]["cache_from"] == list(plan.cache_from), name
         # compose prints a literal dollar escaped: the value it read is "costs $5"
         assert service["build"]["args"] == {
-            "BASE_IMAGE": "busybox:1.36", "GREETING": "costs $$5",
+            "BASE_IMAGE": "busybox:1.36",
+            "GREETING": "costs $$5",
         }, name
     assert found["shop_stage_deps"]["image"] == f"{R}:shop_stage_deps"
     assert found["shop"]["image"] == "example/shop:1.0"
@@ -857,8 +1033,9 @@ def test_compose_reads_the_push_pull_file_as_the_cache_images(tmp_path, compose)
 
 
 def test_compose_reads_the_recipes_file_as_cache_for_each_recipe(tmp_path, compose):
-    plan = shop_plan(workdir=tmp_path / "work", recipe_compose=str(RECIPE_COMPOSE),
-                     other_repos=["team/other"])
+    plan = shop_plan(
+        workdir=tmp_path / "work", recipe_compose=str(RECIPE_COMPOSE), other_repos=["team/other"]
+    )
     write_files(plan)
 
     result = compose(RECIPE_COMPOSE, plan.path("recipes.yml"), cwd=tmp_path)
@@ -874,24 +1051,36 @@ def test_compose_reads_the_recipes_file_as_cache_for_each_recipe(tmp_path, compo
 
 
 def test_an_inline_dockerfile_is_written_to_the_work_directory_and_built_from_there():
-    plan = make_plan(settings(service="inline", cache_repo="cache"),
-                     rendered("edge.yml"), "ignored: the plan reads compose's text\n",
-                     WORKDIR)
+    plan = make_plan(
+        settings(service="inline", cache_repo="cache"),
+        rendered("edge.yml"),
+        "ignored: the plan reads compose's text\n",
+        WORKDIR,
+    )
 
     dockerfile = f"{WORKDIR}/inline.inline.Dockerfile"
     assert plan.dockerfile == dockerfile
     assert plan.dockerfiles == ["inline.inline.Dockerfile"]
-    assert plan.files["inline.inline.Dockerfile"] == (
-        "FROM busybox:1.36\n# Generated by ci-load\n"
-    )
+    assert plan.files["inline.inline.Dockerfile"] == ("FROM busybox:1.36\n# Generated by ci-load\n")
     assert plan.builds[-1].argv[:4] == ("docker", "build", "-f", dockerfile)
 
 
 def test_the_plan_names_skipped_stages_build_args_and_build_contexts():
-    config = {"name": "p", "services": {"app": {"image": "p/app:1", "build": {
-        "context": "/srv/p", "dockerfile": "Dockerfile", "target": "build",
-        "args": {"A": "1"}, "additional_contexts": {"tools": "/srv/tools"},
-    }}}}
+    config = {
+        "name": "p",
+        "services": {
+            "app": {
+                "image": "p/app:1",
+                "build": {
+                    "context": "/srv/p",
+                    "dockerfile": "Dockerfile",
+                    "target": "build",
+                    "args": {"A": "1"},
+                    "additional_contexts": {"tools": "/srv/tools"},
+                },
+            }
+        },
+    }
     text = "FROM busybox AS base\nFROM base AS build\nFROM base AS docs\nFROM busybox\n"
 
     plan = make_plan(settings(service="app"), config, text, WORKDIR)
@@ -931,7 +1120,8 @@ def test_a_classic_build_with_unneeded_stages_in_front_reads_a_pruned_copy():
     )
     # base and build need every stage in front of them: the file as it is.
     assert [b.argv[2:4] for b in plan.builds] == [
-        ("-f", "/srv/layers/Dockerfile"), ("-f", "/srv/layers/Dockerfile"),
+        ("-f", "/srv/layers/Dockerfile"),
+        ("-f", "/srv/layers/Dockerfile"),
         ("-f", pruned),
     ]
 
@@ -940,8 +1130,9 @@ def test_the_stages_file_names_the_pruned_copy_a_stage_is_built_from():
     plan = shop_plan()
 
     stages_file = yaml.safe_load(plan.files["stages.yml"])["services"]
-    assert {name: s["build"]["dockerfile"] for name, s in stages_file.items()
-            if name != "shop"} == {
+    assert {
+        name: s["build"]["dockerfile"] for name, s in stages_file.items() if name != "shop"
+    } == {
         "shop_stage_base": "docker/shop.Dockerfile",
         **{f"shop_stage_{s}": path for s, path in PRUNED.items()},
     }
@@ -968,9 +1159,11 @@ def test_a_pruned_copy_keeps_directives_global_args_and_the_kept_stages_as_writt
 
 
 def test_a_stage_referred_to_by_number_after_a_dropped_one_turns_pruning_off():
-    text = ("FROM busybox:1.36 AS a\nRUN echo a > /a\n"
-            "FROM busybox:1.36 AS unused\n"
-            "FROM busybox:1.36\nCOPY --from=0 /a /a\n")
+    text = (
+        "FROM busybox:1.36 AS a\nRUN echo a > /a\n"
+        "FROM busybox:1.36 AS unused\n"
+        "FROM busybox:1.36\nCOPY --from=0 /a /a\n"
+    )
     config = {"name": "p", "services": {"app": {"build": {"context": "/srv/p"}}}}
 
     plan = make_plan(settings(service="app"), config, text, WORKDIR)
@@ -984,16 +1177,20 @@ def test_a_stage_referred_to_by_number_after_a_dropped_one_turns_pruning_off():
         "use --builder buildkit",
     )
     assert (plan.stages, plan.skipped_stages, plan.dockerfiles) == (
-        ("a", "unused"), (), [],
+        ("a", "unused"),
+        (),
+        [],
     )
     assert [b.argv[3] for b in plan.builds] == ["/srv/p/Dockerfile"] * 3
 
 
 def test_a_stage_referred_to_by_number_in_front_of_every_dropped_one_is_pruned():
-    text = ("FROM busybox:1.36 AS a\n"
-            "FROM busybox:1.36 AS b\nCOPY --from=0 /a /a\n"
-            "FROM busybox:1.36 AS unused\n"
-            "FROM b\n")
+    text = (
+        "FROM busybox:1.36 AS a\n"
+        "FROM busybox:1.36 AS b\nCOPY --from=0 /a /a\n"
+        "FROM busybox:1.36 AS unused\n"
+        "FROM b\n"
+    )
     config = {"name": "p", "services": {"app": {"build": {"context": "/srv/p"}}}}
 
     plan = make_plan(settings(service="app"), config, text, WORKDIR)
@@ -1007,9 +1204,11 @@ def test_a_stage_referred_to_by_number_in_front_of_every_dropped_one_is_pruned()
 
 
 def test_buildkit_only_syntax_in_a_stage_nobody_needs_is_no_warning_for_classic():
-    text = ("FROM busybox:1.36 AS base\n"
-            "FROM base AS lint\nRUN --mount=type=cache,target=/c true\n"
-            "FROM base\n")
+    text = (
+        "FROM busybox:1.36 AS base\n"
+        "FROM base AS lint\nRUN --mount=type=cache,target=/c true\n"
+        "FROM base\n"
+    )
     config = {"name": "p", "services": {"app": {"build": {"context": "/srv/p"}}}}
 
     plan = make_plan(settings(service="app"), config, text, WORKDIR)
@@ -1020,11 +1219,15 @@ def test_buildkit_only_syntax_in_a_stage_nobody_needs_is_no_warning_for_classic(
 
 
 def test_a_stage_named_inline_does_not_overwrite_the_inline_dockerfile():
-    text = ("FROM busybox:1.36 AS z\nRUN echo z > /z\n"
-            "FROM busybox:1.36 AS inline\n"
-            "FROM inline\nCOPY --from=z /z /z\n")
-    config = {"name": "p", "services": {"app": {"build": {
-        "context": "/srv/p", "dockerfile_inline": text}}}}
+    text = (
+        "FROM busybox:1.36 AS z\nRUN echo z > /z\n"
+        "FROM busybox:1.36 AS inline\n"
+        "FROM inline\nCOPY --from=z /z /z\n"
+    )
+    config = {
+        "name": "p",
+        "services": {"app": {"build": {"context": "/srv/p", "dockerfile_inline": text}}},
+    }
 
     plan = make_plan(settings(service="app"), config, "", WORKDIR)
 
@@ -1034,9 +1237,7 @@ def test_a_stage_named_inline_does_not_overwrite_the_inline_dockerfile():
 
 
 def test_the_stages_file_names_the_pruned_copy_the_service_itself_is_built_from():
-    text = ("FROM busybox:1.36 AS base\n"
-            "FROM base AS lint\nRUN true\n"
-            "FROM base\n")
+    text = "FROM busybox:1.36 AS base\nFROM base AS lint\nRUN true\nFROM base\n"
     config = {"name": "p", "services": {"app": {"build": {"context": "/srv/p"}}}}
 
     plan = make_plan(settings(service="app"), config, text, WORKDIR)
@@ -1047,10 +1248,12 @@ def test_the_stages_file_names_the_pruned_copy_the_service_itself_is_built_from(
 
 
 def test_the_no_pruning_warning_names_the_stage_whose_number_reference_stops_it():
-    text = ("FROM busybox:1.36 AS a\n"
-            "FROM busybox:1.36 AS b\nCOPY --from=0 /a /a\n"
-            "FROM busybox:1.36 AS unused\n"
-            "FROM busybox:1.36\nCOPY --from=1 /b /b\n")
+    text = (
+        "FROM busybox:1.36 AS a\n"
+        "FROM busybox:1.36 AS b\nCOPY --from=0 /a /a\n"
+        "FROM busybox:1.36 AS unused\n"
+        "FROM busybox:1.36\nCOPY --from=1 /b /b\n"
+    )
     config = {"name": "p", "services": {"app": {"build": {"context": "/srv/p"}}}}
 
     plan = make_plan(settings(service="app"), config, text, WORKDIR)
@@ -1081,21 +1284,46 @@ def buildkit_shop_plan(builder=BUILDKIT_20, facts=DOCKER_20, **flags):
         "recipe_compose": "/srv/recipes/docker-compose.yml",
         **flags,
     }
-    return make_plan(settings(**flags), rendered("shop.yml"), SHOP_DOCKERFILE, WORKDIR,
-                     rendered("recipes.yml"), builder, facts)
+    return make_plan(
+        settings(**flags),
+        rendered("shop.yml"),
+        SHOP_DOCKERFILE,
+        WORKDIR,
+        rendered("recipes.yml"),
+        builder,
+        facts,
+    )
 
 
 def test_a_buildkit_build_reads_plain_progress_and_writes_inline_cache():
     plan = buildkit_shop_plan()
 
-    assert plan.builds[0] == Build("shop", "shop", ("example/shop:1.0", f"{R}:shop_final"), (
-        "docker", "build", "-f", DOCKERFILE, "--progress", "plain", *BUILDKIT_ARGS,
-        *cache_from(REGISTRY_CACHE), "-t", "example/shop:1.0", "-t", f"{R}:shop_final",
-        CONTEXT,
-    ))
+    assert plan.builds[0] == Build(
+        "shop",
+        "shop",
+        ("example/shop:1.0", f"{R}:shop_final"),
+        (
+            "docker",
+            "build",
+            "-f",
+            DOCKERFILE,
+            "--progress",
+            "plain",
+            *BUILDKIT_ARGS,
+            *cache_from(REGISTRY_CACHE),
+            "-t",
+            "example/shop:1.0",
+            "-t",
+            f"{R}:shop_final",
+            CONTEXT,
+        ),
+    )
     assert (plan.builder, plan.build_env) == ("buildkit", {"DOCKER_BUILDKIT": "1"})
-    assert plan.build_args == {"BASE_IMAGE": "busybox:1.36", "GREETING": "costs $5",
-                               "BUILDKIT_INLINE_CACHE": "1"}
+    assert plan.build_args == {
+        "BASE_IMAGE": "busybox:1.36",
+        "GREETING": "costs $5",
+        "BUILDKIT_INLINE_CACHE": "1",
+    }
     # Every build reads the Dockerfile itself: BuildKit builds only what a
     # target needs.
     assert plan.dockerfiles == []
@@ -1106,18 +1334,36 @@ def test_buildkit_builds_the_service_first_then_other_targets_then_the_stages_if
     plan = buildkit_shop_plan(other_services=["shop-build"])
 
     assert [(b.name, b.only_if_changed) for b in plan.builds] == [
-        ("shop", False), ("build", False),
-        ("base", True), ("hello", True), ("deps", True), ("assets", True),
+        ("shop", False),
+        ("build", False),
+        ("base", True),
+        ("hello", True),
+        ("deps", True),
+        ("assets", True),
     ]
     assert plan.builds[1].argv == (
-        "docker", "build", "-f", DOCKERFILE, "--progress", "plain", "--target", "build",
-        *BUILDKIT_ARGS, *cache_from(REGISTRY_CACHE), "-t", f"{R}:shop_stage_build",
+        "docker",
+        "build",
+        "-f",
+        DOCKERFILE,
+        "--progress",
+        "plain",
+        "--target",
+        "build",
+        *BUILDKIT_ARGS,
+        *cache_from(REGISTRY_CACHE),
+        "-t",
+        f"{R}:shop_stage_build",
         CONTEXT,
     )
     stages_file = yaml.safe_load(plan.files["stages.yml"])["services"]
     assert list(stages_file)[:6] == [
-        "shop", "shop_stage_build", "shop_stage_base", "shop_stage_hello",
-        "shop_stage_deps", "shop_stage_assets",
+        "shop",
+        "shop_stage_build",
+        "shop_stage_base",
+        "shop_stage_hello",
+        "shop_stage_deps",
+        "shop_stage_assets",
     ]
 
 
@@ -1130,7 +1376,8 @@ def test_buildkit_takes_only_registry_cache_images_as_cache_from():
     assert all(b.argv.count("--cache-from") == len(plan.cache_from) for b in plan.builds)
     argv = plan.recipe_builds[0].argv
     assert [argv[i + 1] for i, arg in enumerate(argv) if arg == "--cache-from"] == [
-        f"{R}:shop_recipe_hello", "team/other:shop_recipe_hello",
+        f"{R}:shop_recipe_hello",
+        "team/other:shop_recipe_hello",
     ]
     assert argv[4:8] == ("--progress", "plain", "--build-arg", "BUILDKIT_INLINE_CACHE=1")
 
@@ -1142,13 +1389,21 @@ def test_buildkit_pulls_nothing_and_asks_the_registry_instead():
     assert plan.commands()[0].startswith("DOCKER_BUILDKIT=1 docker build -f /srv/recipes/")
     # A loopback registry is plain HTTP: the daemon allows it, the client must be told.
     assert plan.registry_checks[f"{R}:shop_final"] == (
-        "docker", "manifest", "inspect", "--insecure", f"{R}:shop_final",
+        "docker",
+        "manifest",
+        "inspect",
+        "--insecure",
+        f"{R}:shop_final",
     )
     assert plan.registry_checks["registry.example.com/shop/cache:main_stage_base"] == (
-        "docker", "manifest", "inspect", "registry.example.com/shop/cache:main_stage_base",
+        "docker",
+        "manifest",
+        "inspect",
+        "registry.example.com/shop/cache:main_stage_base",
     )
     assert list(plan.registry_checks) == [
-        *plan.cache_images.all(), *plan.other_cache_images[0].all(),
+        *plan.cache_images.all(),
+        *plan.other_cache_images[0].all(),
     ]
 
 
@@ -1159,14 +1414,17 @@ def test_buildkit_pulls_nothing_and_asks_the_registry_instead():
         pytest.param("127.0.0.1/c:x", True, id="127.0.0.1 without a port"),
         pytest.param("[::1]:5000/c:x", True, id="IPv6 loopback"),
         pytest.param("127.example.com/c:x", False, id="a name starting with 127"),
-        pytest.param("localhost.example.com:5000/c:x", False,
-                     id="a name starting with localhost"),
+        pytest.param("localhost.example.com:5000/c:x", False, id="a name starting with localhost"),
         pytest.param("team/c:x", False, id="Docker Hub"),
     ],
 )
 def test_only_a_loopback_registry_is_asked_with_insecure(image, insecure):
-    plan = make_plan(settings(cache_repo=image.rsplit(":", 1)[0]), rendered("shop.yml"),
-                     "FROM busybox:1.36\n", WORKDIR)
+    plan = make_plan(
+        settings(cache_repo=image.rsplit(":", 1)[0]),
+        rendered("shop.yml"),
+        "FROM busybox:1.36\n",
+        WORKDIR,
+    )
 
     argv = plan.registry_checks[plan.cache_images.final]
     assert ("--insecure" in argv) is insecure
@@ -1175,7 +1433,11 @@ def test_only_a_loopback_registry_is_asked_with_insecure(image, insecure):
 
 def test_the_local_images_are_listed_with_their_ids():
     assert shop_plan().list_images == (
-        "docker", "image", "ls", "--no-trunc", "--format",
+        "docker",
+        "image",
+        "ls",
+        "--no-trunc",
+        "--format",
         "{{.Repository}}:{{.Tag}} {{.ID}}",
     )
 
@@ -1190,9 +1452,18 @@ def test_buildkit_only_syntax_is_no_warning_under_buildkit():
 @pytest.mark.parametrize("builder", [None, BUILDKIT_20], ids=["classic", "buildkit"])
 def test_both_builders_build_only_the_needed_stages(builder):
     plan = make_plan(
-        settings(compose_files=["/srv/layers/docker-compose.yml"], service="app",
-                 cache_repo=R, other_services=["app-docs"]),
-        rendered("layers.yml"), LAYERS_DOCKERFILE, WORKDIR, None, builder, DOCKER_20,
+        settings(
+            compose_files=["/srv/layers/docker-compose.yml"],
+            service="app",
+            cache_repo=R,
+            other_services=["app-docs"],
+        ),
+        rendered("layers.yml"),
+        LAYERS_DOCKERFILE,
+        WORKDIR,
+        None,
+        builder,
+        DOCKER_20,
     )
 
     assert plan.stages == ("base", "build", "docs")
@@ -1202,40 +1473,83 @@ def test_both_builders_build_only_the_needed_stages(builder):
 
 def test_buildkit_stages_file_args_hold_the_inline_cache_switch_in_either_form():
     mapped = buildkit_shop_plan()
-    listed = make_plan(settings(service="listed"), rendered("legacy_forms.yml"),
-                       "FROM busybox:1.36\n", WORKDIR, None, BUILDKIT_20, DOCKER_20)
+    listed = make_plan(
+        settings(service="listed"),
+        rendered("legacy_forms.yml"),
+        "FROM busybox:1.36\n",
+        WORKDIR,
+        None,
+        BUILDKIT_20,
+        DOCKER_20,
+    )
 
     mapped_args = yaml.safe_load(mapped.files["stages.yml"])["services"]["shop"]["build"]["args"]
     listed_args = yaml.safe_load(listed.files["stages.yml"])["services"]["listed"]["build"]["args"]
-    assert mapped_args == {"BASE_IMAGE": "busybox:1.36", "GREETING": "costs $$5",
-                           "BUILDKIT_INLINE_CACHE": "1"}
-    assert listed_args == ["PLAIN=1", "FROM_ENV", "EQUATION=a=b", "PRICE=costs $$5",
-                           "BUILDKIT_INLINE_CACHE=1"]
+    assert mapped_args == {
+        "BASE_IMAGE": "busybox:1.36",
+        "GREETING": "costs $$5",
+        "BUILDKIT_INLINE_CACHE": "1",
+    }
+    assert listed_args == [
+        "PLAIN=1",
+        "FROM_ENV",
+        "EQUATION=a=b",
+        "PRICE=costs $$5",
+        "BUILDKIT_INLINE_CACHE=1",
+    ]
 
 
 def contexts_config():
-    return {"name": "p", "services": {"app": {"image": "p/app:1", "build": {
-        "context": "/srv/p", "dockerfile": "Dockerfile",
-        "additional_contexts": {"tools": "/srv/tools"},
-    }}}}
+    return {
+        "name": "p",
+        "services": {
+            "app": {
+                "image": "p/app:1",
+                "build": {
+                    "context": "/srv/p",
+                    "dockerfile": "Dockerfile",
+                    "additional_contexts": {"tools": "/srv/tools"},
+                },
+            }
+        },
+    }
 
 
 def test_a_buildx_client_passes_additional_contexts_as_build_contexts():
-    plan = make_plan(settings(service="app"), contexts_config(), "FROM busybox\n",
-                     WORKDIR, None, BUILDKIT_28, DOCKER_28_BUILDX)
+    plan = make_plan(
+        settings(service="app"),
+        contexts_config(),
+        "FROM busybox\n",
+        WORKDIR,
+        None,
+        BUILDKIT_28,
+        DOCKER_28_BUILDX,
+    )
 
     assert plan.warnings == ()
     assert plan.build_contexts_supported is True
     argv = plan.builds[0].argv
-    assert argv[argv.index("--build-context"):] == (
-        "--build-context", "tools=/srv/tools",
-        "-t", "p/app:1", "-t", "ci-load-local/p:app_final", "/srv/p",
+    assert argv[argv.index("--build-context") :] == (
+        "--build-context",
+        "tools=/srv/tools",
+        "-t",
+        "p/app:1",
+        "-t",
+        "ci-load-local/p:app_final",
+        "/srv/p",
     )
 
 
 def test_additional_contexts_on_a_client_without_buildx_are_a_warning_naming_it():
-    plan = make_plan(settings(service="app"), contexts_config(), "FROM busybox\n",
-                     WORKDIR, None, BUILDKIT_20, DOCKER_20)
+    plan = make_plan(
+        settings(service="app"),
+        contexts_config(),
+        "FROM busybox\n",
+        WORKDIR,
+        None,
+        BUILDKIT_20,
+        DOCKER_20,
+    )
 
     assert plan.warnings == (
         "service 'app' uses additional_contexts (tools), which only a docker client "
@@ -1257,8 +1571,15 @@ PLATFORM_DOCKERFILE = (
 def test_buildkit_fills_in_the_daemons_platform_args_in_from():
     config = {"name": "p", "services": {"app": {"build": {"context": "/srv/p"}}}}
 
-    plan = make_plan(settings(service="app"), config, PLATFORM_DOCKERFILE, WORKDIR,
-                     None, BUILDKIT_28, DOCKER_28_BUILDX)
+    plan = make_plan(
+        settings(service="app"),
+        config,
+        PLATFORM_DOCKERFILE,
+        WORKDIR,
+        None,
+        BUILDKIT_28,
+        DOCKER_28_BUILDX,
+    )
 
     assert (plan.stages, plan.skipped_stages) == (("build-arm64", "app"), ("build-amd64",))
     assert plan.warnings == ()
@@ -1271,15 +1592,26 @@ def test_the_classic_builder_leaves_platform_args_empty_and_warns():
 
     assert plan.buildkit_only == ("line 3: FROM uses $TARGETARCH, which only BuildKit fills in",)
     assert plan.stages == ("app",)
-    assert plan.warnings[0].startswith("/srv/p/Dockerfile uses syntax only BuildKit builds "
-                                       "(line 3: FROM uses $TARGETARCH")
+    assert plan.warnings[0].startswith(
+        "/srv/p/Dockerfile uses syntax only BuildKit builds (line 3: FROM uses $TARGETARCH"
+    )
 
 
 def test_a_stage_a_named_context_stands_in_for_is_neither_built_nor_cached():
-    text = ("FROM busybox:1.36 AS tools\nRUN make-tools\n"
-            "FROM busybox:1.36\nCOPY --from=tools /t /t\n")
-    config = {"name": "p", "services": {"app": {"build": {
-        "context": "/srv/p", "additional_contexts": {"tools": "/srv/prebuilt-tools"}}}}}
+    text = (
+        "FROM busybox:1.36 AS tools\nRUN make-tools\nFROM busybox:1.36\nCOPY --from=tools /t /t\n"
+    )
+    config = {
+        "name": "p",
+        "services": {
+            "app": {
+                "build": {
+                    "context": "/srv/p",
+                    "additional_contexts": {"tools": "/srv/prebuilt-tools"},
+                }
+            }
+        },
+    }
 
     plan = make_plan(settings(service="app", cache_repo=R), config, text, WORKDIR)
 

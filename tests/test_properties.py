@@ -90,8 +90,7 @@ def reference_problem(reference: str, length: bool = True) -> Optional[str]:
     # first component as a registry when it has '.' or ':', is 'localhost' or
     # holds an upper-case letter: then it must be a valid domain.
     first, slash, rest = name.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"
-                  or first.lower() != first):
+    if slash and ("." in first or ":" in first or first == "localhost" or first.lower() != first):
         if not DOMAIN_RE.fullmatch(first):
             return f"{first!r} is read as a registry host but is not a valid one"
         components = rest.split("/")
@@ -118,15 +117,29 @@ _valid_components = st.tuples(
     st.sampled_from([".", "_", "__", "-", "--"]),
 ).map(lambda t: t[1].join(t[0]))
 _hosts = st.one_of(
-    st.sampled_from([
-        "localhost", "127.0.0.1", "registry.example.com", "Registry.Example.COM",
-        "[::1]", "[fe80::1%eth0]", "ghcr.io", "reg_istry.io", "-bad.io", "bad-.io",
-        "a..b", "xn--bcher-kva.example", "bücher.example", "host.io.",
-    ]),
+    st.sampled_from(
+        [
+            "localhost",
+            "127.0.0.1",
+            "registry.example.com",
+            "Registry.Example.COM",
+            "[::1]",
+            "[fe80::1%eth0]",
+            "ghcr.io",
+            "reg_istry.io",
+            "-bad.io",
+            "bad-.io",
+            "a..b",
+            "xn--bcher-kva.example",
+            "bücher.example",
+            "host.io.",
+        ]
+    ),
     st.text(alphabet="aZ0.-_", min_size=1, max_size=8),
 )
-_ports = st.one_of(st.integers(0, 99999).map(str),
-                   st.sampled_from(["", "http", "5000x", "-1", "٥٠٠٠"]))
+_ports = st.one_of(
+    st.integers(0, 99999).map(str), st.sampled_from(["", "http", "5000x", "-1", "٥٠٠٠"])
+)
 _components = st.one_of(
     _valid_components,
     _valid_components.map(str.upper),
@@ -139,7 +152,8 @@ _tags = st.one_of(
     st.integers(120, 140).map(lambda n: "t" * n),
 )
 _digest = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64).map(
-    lambda h: "sha256:" + h)
+    lambda h: "sha256:" + h
+)
 _whitespace = st.sampled_from(["", " ", "\t", "\n", " \u00a0", "\u3000"])
 
 
@@ -166,13 +180,26 @@ def location_texts(draw):
 @st.composite
 def valid_locations(draw):
     """Locations CacheLocation.parse accepts."""
-    host = draw(st.sampled_from(["", "localhost:5000/", "127.0.0.1:5000/",
-                                 "Registry.Example.com/", "[::1]:5000/", "ghcr.io/"]))
+    host = draw(
+        st.sampled_from(
+            [
+                "",
+                "localhost:5000/",
+                "127.0.0.1:5000/",
+                "Registry.Example.com/",
+                "[::1]:5000/",
+                "ghcr.io/",
+            ]
+        )
+    )
     components = draw(st.lists(_valid_components, min_size=1, max_size=3))
     text = host + "/".join(components)
     if draw(st.booleans()):
-        text += ":" + draw(st.text(alphabet="aZ09_", min_size=1, max_size=3)) + draw(
-            st.text(alphabet="aZ09_.-", max_size=30))
+        text += (
+            ":"
+            + draw(st.text(alphabet="aZ09_", min_size=1, max_size=3))
+            + draw(st.text(alphabet="aZ09_.-", max_size=30))
+        )
     try:
         return CacheLocation.parse(text)
     except ConfigError:
@@ -182,14 +209,28 @@ def valid_locations(draw):
 # What reaches cache_images from a real run: docker stage names, and recipe
 # names taken from tags (RECIPE_REPO:NAME).
 _stage_names = st.tuples(st.sampled_from("abz"), st.text(alphabet="az09_.-", max_size=20)).map(
-    "".join)
+    "".join
+)
 _long_stage_names = st.tuples(_stage_names, st.integers(100, 160)).map(
-    lambda t: (t[0] * t[1])[: t[1]])
+    lambda t: (t[0] * t[1])[: t[1]]
+)
 _recipe_names = st.tuples(st.sampled_from("aZ0_"), st.text(alphabet="aZ09_.-", max_size=30)).map(
-    "".join)
+    "".join
+)
 _branch_names = st.one_of(
-    st.sampled_from(["feature/Login-Page", "main", "release/1.2", "-x", ".hidden",
-                     "dependabot/npm_and_yarn/@types/node-20.1", "ü/ñ", "a b", ""]),
+    st.sampled_from(
+        [
+            "feature/Login-Page",
+            "main",
+            "release/1.2",
+            "-x",
+            ".hidden",
+            "dependabot/npm_and_yarn/@types/node-20.1",
+            "ü/ñ",
+            "a b",
+            "",
+        ]
+    ),
     st.text(alphabet="aZ09/._+@ -", min_size=1, max_size=200),
     st.text(),
 )
@@ -214,9 +255,12 @@ def test_a_cache_location_is_a_valid_reference_or_a_config_error(text):
         assert_valid_image(image, length=False)
 
 
-@given(host=_hosts, port=st.one_of(st.none(), _ports),
-       path=st.lists(_valid_components, min_size=1, max_size=2).map("/".join),
-       tag=st.one_of(st.none(), st.just("main")))
+@given(
+    host=_hosts,
+    port=st.one_of(st.none(), _ports),
+    path=st.lists(_valid_components, min_size=1, max_size=2).map("/".join),
+    tag=st.one_of(st.none(), st.just("main")),
+)
 def test_a_registry_host_is_valid_or_a_config_error(host, port, path, tag):
     text = host + ("" if port is None else f":{port}") + "/" + path
     text += f":{tag}" if tag else ""
@@ -229,9 +273,10 @@ def test_a_registry_host_is_valid_or_a_config_error(host, port, path, tag):
     assert problem is None, f"accepted {text!r}: {problem}"
 
 
-@given(components=st.lists(st.integers(1, 120).map(lambda n: "a" * n), min_size=1,
-                           max_size=5),
-       prefix=st.one_of(st.none(), st.just("main")))
+@given(
+    components=st.lists(st.integers(1, 120).map(lambda n: "a" * n), min_size=1, max_size=5),
+    prefix=st.one_of(st.none(), st.just("main")),
+)
 def test_a_cache_location_whose_name_docker_refuses_as_too_long_is_a_config_error(
     components, prefix
 ):
@@ -243,11 +288,15 @@ def test_a_cache_location_whose_name_docker_refuses_as_too_long_is_a_config_erro
         return
     assert len(location.repo) <= NAME_TOTAL_LENGTH_MAX, (
         f"accepted a repository name of {len(location.repo)} characters; docker "
-        f"refuses names over {NAME_TOTAL_LENGTH_MAX}")
+        f"refuses names over {NAME_TOTAL_LENGTH_MAX}"
+    )
 
 
-@given(location=valid_locations(), data=st.data(),
-       character=st.sampled_from(["\n", "\r", "\t", " ", "\x00", "\x0b", "\u2028", "\u00a0"]))
+@given(
+    location=valid_locations(),
+    data=st.data(),
+    character=st.sampled_from(["\n", "\r", "\t", " ", "\x00", "\x0b", "\u2028", "\u00a0"]),
+)
 @settings(max_examples=300)
 def test_a_cache_location_with_a_control_character_inside_is_a_config_error(
     location, data, character
@@ -306,8 +355,14 @@ def test_distinct_stages_and_recipes_get_distinct_images(
     assert len(set(everything)) == len(everything), everything
 
 
-@given(tag=st.one_of(st.text(), st.text(max_size=300), _branch_names,
-                     st.integers(120, 300).map(lambda n: "t" * n)))
+@given(
+    tag=st.one_of(
+        st.text(),
+        st.text(max_size=300),
+        _branch_names,
+        st.integers(120, 300).map(lambda n: "t" * n),
+    )
+)
 def test_fit_tag_always_gives_a_valid_tag_the_same_way(tag):
     fitted = fit_tag(tag)
 
@@ -415,7 +470,8 @@ def _variable(words):
         st.sampled_from(VAR_NAMES).map(lambda n: "$" + n),
         st.sampled_from(VAR_NAMES).map(lambda n: "${%s}" % n),
         st.tuples(st.sampled_from(VAR_NAMES), st.sampled_from(_SUPPORTED_OPS), words).map(
-            lambda t: "${%s%s%s}" % t),
+            lambda t: "${%s%s%s}" % t
+        ),
     )
 
 
@@ -439,8 +495,9 @@ def test_expand_args_agrees_with_docker_on_the_supported_forms(expression, env):
     assert expand_args(expression, env, "Dockerfile:1") == docker_expand(expression, env)
 
 
-@given(expression=st.one_of(flat_expressions, _joined(st.one_of(_literals, _lone_dollars))),
-       env=envs)
+@given(
+    expression=st.one_of(flat_expressions, _joined(st.one_of(_literals, _lone_dollars))), env=envs
+)
 def test_a_dollar_that_starts_no_variable_is_kept(expression, env):
     assert expand_args(expression, env, "Dockerfile:1") == docker_expand(expression, env)
 
@@ -504,15 +561,20 @@ def test_an_expression_docker_refuses_is_a_config_error(before, broken, env):
 # =============================================================================
 
 CONTEXT_SETS = [(), ("tools",), ("Build", "ctx")]
-OPTIONS = st.fixed_dictionaries({
-    "reused_names": st.booleans(),
-    "platform": st.sampled_from([None, platform_args("linux", "amd64")]),
-    "contexts": st.sampled_from(CONTEXT_SETS),
-})
+OPTIONS = st.fixed_dictionaries(
+    {
+        "reused_names": st.booleans(),
+        "platform": st.sampled_from([None, platform_args("linux", "amd64")]),
+        "contexts": st.sampled_from(CONTEXT_SETS),
+    }
+)
 BUILD_ARGS = st.dictionaries(
     st.sampled_from(["REG", "TAG", "BASE", "EMPTY", "STAGE", "UNDECLARED"]),
-    st.one_of(st.none(), st.sampled_from(["", "busybox:1.36", "base", "127.0.0.1:5000"]),
-              st.text(alphabet="abc/:.-${}", max_size=8)),
+    st.one_of(
+        st.none(),
+        st.sampled_from(["", "busybox:1.36", "base", "127.0.0.1:5000"]),
+        st.text(alphabet="abc/:.-${}", max_size=8),
+    ),
     max_size=3,
 )
 
@@ -539,7 +601,8 @@ def check_dockerfile(text, dockerfile, options, build_args):
         assert stage.base, f"stage {stage.key} has no base"
         earlier = {s.key for s in stages[:position]}
         assert set(stage.needs) <= earlier, (
-            f"stage {stage.key} needs {stage.needs}, not all earlier ({sorted(earlier)})")
+            f"stage {stage.key} needs {stage.needs}, not all earlier ({sorted(earlier)})"
+        )
         assert len(set(stage.needs)) == len(stage.needs)
         assert 1 <= stage.line <= stage.end_line, (stage.key, stage.line, stage.end_line)
     for before, after in zip(stages, stages[1:]):
@@ -578,7 +641,8 @@ def check_pruned(text, dockerfile, keep, options, build_args):
     note(f"pruned to {[s.key for s in keep]}:\n{result}")
     again = parse_dockerfile(result, PATH, build_args, **options)
     assert len(again.stages) == len(keep), (
-        f"pruned text has {[s.key for s in again.stages]}, not {[s.key for s in keep]}")
+        f"pruned text has {[s.key for s in again.stages]}, not {[s.key for s in keep]}"
+    )
     got = [(s.name, s.base) for s in again.stages]
     wanted = [(s.name, s.base) for s in keep]
     if options["reused_names"]:
@@ -608,26 +672,59 @@ def parse_or_config_error(text, build_args, options):
 # -- arbitrary text -------------------------------------------------------------
 
 _FRAGMENTS = [
-    "FROM busybox", "FROM busybox AS a", "FROM a AS b", "from A as C", "FROM", "FROM a AS",
-    "FROM a AS b c", "FROM ${BASE}", "FROM ${X:?no}", "FROM $TARGETARCH", "FROM 0",
-    "FROM --platform=$BUILDPLATFORM busybox AS p", "ARG BASE=busybox", "ARG X",
-    "ARG A=${B:-c}", "COPY --from=a /a /b", "COPY --from=0 /a /b", "COPY --from=9 /a /b",
-    "RUN --mount=type=bind,from=a,target=/x true", "RUN --mount=from=1 x",
-    "RUN echo \\", "RUN echo `", "RUN <<EOF", "EOF", "COPY <<EOT /x", "EOT",
-    "# escape=`", "# escape=\\", "# syntax=docker/dockerfile:1", "# comment", "",
-    "  FROM busybox AS indented", "RUN [\"a\", \"b\"]", "ONBUILD COPY --from=a / /",
+    "FROM busybox",
+    "FROM busybox AS a",
+    "FROM a AS b",
+    "from A as C",
+    "FROM",
+    "FROM a AS",
+    "FROM a AS b c",
+    "FROM ${BASE}",
+    "FROM ${X:?no}",
+    "FROM $TARGETARCH",
+    "FROM 0",
+    "FROM --platform=$BUILDPLATFORM busybox AS p",
+    "ARG BASE=busybox",
+    "ARG X",
+    "ARG A=${B:-c}",
+    "COPY --from=a /a /b",
+    "COPY --from=0 /a /b",
+    "COPY --from=9 /a /b",
+    "RUN --mount=type=bind,from=a,target=/x true",
+    "RUN --mount=from=1 x",
+    "RUN echo \\",
+    "RUN echo `",
+    "RUN <<EOF",
+    "EOF",
+    "COPY <<EOT /x",
+    "EOT",
+    "# escape=`",
+    "# escape=\\",
+    "# syntax=docker/dockerfile:1",
+    "# comment",
+    "",
+    "  FROM busybox AS indented",
+    'RUN ["a", "b"]',
+    "ONBUILD COPY --from=a / /",
 ]
 _line_endings = st.sampled_from(["\n", "\r\n", "\r", ""])
 
 
-_DIRECTIVES = ["# escape=`", "# escape=\\", "# escape=x", "# syntax=docker/dockerfile:1",
-               "#escape =  `  ", "# check=skip=all"]
+_DIRECTIVES = [
+    "# escape=`",
+    "# escape=\\",
+    "# escape=x",
+    "# syntax=docker/dockerfile:1",
+    "#escape =  `  ",
+    "# check=skip=all",
+]
 
 
 @st.composite
 def line_soup(draw):
-    lines = draw(st.lists(st.one_of(st.sampled_from(_FRAGMENTS), st.text(max_size=12)),
-                          max_size=12))
+    lines = draw(
+        st.lists(st.one_of(st.sampled_from(_FRAGMENTS), st.text(max_size=12)), max_size=12)
+    )
     lines = draw(st.lists(st.sampled_from(_DIRECTIVES), max_size=2)) + lines
     ending = draw(_line_endings)
     return "".join(line + (draw(_line_endings) if not ending else ending) for line in lines)
@@ -642,8 +739,13 @@ def test_any_text_parses_to_consistent_stages_or_a_config_error(text, build_args
 # -- generated Dockerfiles, with a model of what Docker reads -------------------
 
 STAGE_NAMES = ["base", "build", "Build", "tools", "s1", "s-2", "test.x", "a_b"]
-IMAGES = ["busybox:1.36", "alpine:3.19", "127.0.0.1:5000/team/img:v1", "0",
-          "ghcr.io/o/r@sha256:" + "a" * 64]
+IMAGES = [
+    "busybox:1.36",
+    "alpine:3.19",
+    "127.0.0.1:5000/team/img:v1",
+    "0",
+    "ghcr.io/o/r@sha256:" + "a" * 64,
+]
 ARG_NAMES = ["REG", "TAG", "BASE", "EMPTY", "STAGE", "TARGETARCH"]
 _arg_literals = st.text(alphabet="abz09.:/-", min_size=1, max_size=6)
 _arg_words = st.text(alphabet="abz09.:/-", max_size=4)
@@ -651,28 +753,41 @@ _arg_variables = st.one_of(
     st.sampled_from(ARG_NAMES).map(lambda n: "$" + n),
     st.sampled_from(ARG_NAMES).map(lambda n: "${%s}" % n),
     st.tuples(st.sampled_from(ARG_NAMES), st.sampled_from(_SUPPORTED_OPS), _arg_words).map(
-        lambda t: "${%s%s%s}" % t),
+        lambda t: "${%s%s%s}" % t
+    ),
 )
-_arg_expressions = st.lists(st.one_of(_arg_literals, _arg_variables), min_size=1,
-                            max_size=3).map("".join).map(
-    lambda e: "x" + e if e.startswith("-") else e)  # "--x" would be a flag
+_arg_expressions = (
+    st.lists(st.one_of(_arg_literals, _arg_variables), min_size=1, max_size=3)
+    .map("".join)
+    .map(lambda e: "x" + e if e.startswith("-") else e)
+)  # "--x" would be a flag
 # Text a RUN can hold on one line: no line break, escape character or heredoc.
 # (No NUL: it has a test of its own below, and would hide every other failure.)
 _run_text = st.one_of(
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",),
-                                   blacklist_characters="\x00\n\\`<"), max_size=12),
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\n\\`<"),
+        max_size=12,
+    ),
     # control and odd white-space characters
-    st.text(alphabet=st.sampled_from("\r\t\x0b\x0c\x1b\x7f\x85\u00a0\u2028\ufeffé"),
-            max_size=3),
+    st.text(alphabet=st.sampled_from("\r\t\x0b\x0c\x1b\x7f\x85\u00a0\u2028\ufeffé"), max_size=3),
 )
 # --from values that are no stage: numbers in other scripts, odd names. Up to
 # U+07FF here; any character is tried by the test of flags below.
 _odd_refs = st.one_of(
-    st.text(alphabet=st.characters(whitelist_categories=("Nd", "No", "Nl"),
-                                   max_codepoint=0x7FF), min_size=1, max_size=2),
-    st.text(alphabet=st.characters(blacklist_categories=("Cs", "Z", "Cc"),
-                                   blacklist_characters=",=\"'\\`<$#", max_codepoint=0x7FF),
-            min_size=1, max_size=6),
+    st.text(
+        alphabet=st.characters(whitelist_categories=("Nd", "No", "Nl"), max_codepoint=0x7FF),
+        min_size=1,
+        max_size=2,
+    ),
+    st.text(
+        alphabet=st.characters(
+            blacklist_categories=("Cs", "Z", "Cc"),
+            blacklist_characters=",=\"'\\`<$#",
+            max_codepoint=0x7FF,
+        ),
+        min_size=1,
+        max_size=6,
+    ),
 )
 
 
@@ -699,7 +814,7 @@ class Model:
         superseded = set()
         if reused_names:
             for i, name in enumerate(names):
-                if name is not None and name in names[i + 1:]:
+                if name is not None and name in names[i + 1 :]:
                     names[i] = None  # BuildKit builds the later stage of a name
                     superseded.add(name)
         shadowed = {c.lower() for c in contexts}
@@ -752,8 +867,9 @@ def dockerfiles(draw):
     # Global ARGs.
     for _ in range(draw(st.integers(0, 4))):
         name = draw(st.sampled_from(ARG_NAMES))
-        default = draw(st.one_of(st.none(), _arg_expressions,
-                                 st.sampled_from(STAGE_NAMES + IMAGES[:3])))
+        default = draw(
+            st.one_of(st.none(), _arg_expressions, st.sampled_from(STAGE_NAMES + IMAGES[:3]))
+        )
         if default is None and name in model.env:
             continue  # redeclaring without a default: BuildKit versions differ
         quote = draw(st.sampled_from(["", '"', "'"])) if default is not None else ""
@@ -787,8 +903,9 @@ def dockerfiles(draw):
             word = draw(st.sampled_from(IMAGES))
         name = draw(st.one_of(st.none(), st.sampled_from(STAGE_NAMES)))
         keyword = draw(st.sampled_from(["FROM", "from", "From"]))
-        platform = draw(st.sampled_from(["", "--platform=linux/amd64 ",
-                                         "--platform=$BUILDPLATFORM "]))
+        platform = draw(
+            st.sampled_from(["", "--platform=linux/amd64 ", "--platform=$BUILDPLATFORM "])
+        )
         as_part = "" if name is None else f" {draw(st.sampled_from(['AS', 'as']))} {name}"
         if draw(st.integers(0, 4)) == 4:  # FROM continued on the next line
             line = model.add(f"{keyword} {platform}{escape}", f"    {word}{as_part}")
@@ -801,41 +918,72 @@ def dockerfiles(draw):
             base = word
         if not base:
             model.expect_error(f"FROM at line {line} names no image")
-        stage = {"index": index, "written": None if name is None else name.lower(),
-                 "base": base, "refs": [], "line": line, "heredocs": [], "mounts": []}
+        stage = {
+            "index": index,
+            "written": None if name is None else name.lower(),
+            "base": base,
+            "refs": [],
+            "line": line,
+            "heredocs": [],
+            "mounts": [],
+        }
         written.append(stage["written"])
         if not base.isdigit():  # FROM 0 is an image
             stage["refs"].append(("name", base))
         model.stages.append(stage)
 
         for _ in range(draw(st.integers(0, 4))):
-            kind = draw(st.sampled_from([
-                "run", "continued", "heredoc", "copy", "mount", "cache", "comment",
-                "blank", "env", "arg"]))
+            kind = draw(
+                st.sampled_from(
+                    [
+                        "run",
+                        "continued",
+                        "heredoc",
+                        "copy",
+                        "mount",
+                        "cache",
+                        "comment",
+                        "blank",
+                        "env",
+                        "arg",
+                    ]
+                )
+            )
             if kind == "run":
                 model.add("RUN echo " + draw(_run_text))
             elif kind == "continued":
-                tail = draw(st.sampled_from(["from busybox as not-a-stage",
-                                             "FROM busybox AS nor-this", "&& true"]))
+                tail = draw(
+                    st.sampled_from(
+                        ["from busybox as not-a-stage", "FROM busybox AS nor-this", "&& true"]
+                    )
+                )
                 model.add(f"RUN echo one {escape}", f"  {tail}")
             elif kind == "heredoc":
-                at = model.add(draw(st.sampled_from(["RUN <<EOF", "COPY <<EOF /x"])),
-                               "FROM busybox AS in-heredoc", "echo hi", "EOF")
+                at = model.add(
+                    draw(st.sampled_from(["RUN <<EOF", "COPY <<EOF /x"])),
+                    "FROM busybox AS in-heredoc",
+                    "echo hi",
+                    "EOF",
+                )
                 stage["heredocs"].append(at)
             elif kind in ("copy", "mount"):
-                ref = draw(st.one_of(
-                    st.sampled_from([n for n in written if n] or ["busybox"]).flatmap(
-                        lambda n: st.sampled_from([n, n.upper()])),
-                    st.sampled_from([str(i) for i in range(6)]),
-                    st.sampled_from(["alpine:3.19", "tools", "ctx", "Build"]),
-                    _odd_refs,
-                ))
+                ref = draw(
+                    st.one_of(
+                        st.sampled_from([n for n in written if n] or ["busybox"]).flatmap(
+                            lambda n: st.sampled_from([n, n.upper()])
+                        ),
+                        st.sampled_from([str(i) for i in range(6)]),
+                        st.sampled_from(["alpine:3.19", "tools", "ctx", "Build"]),
+                        _odd_refs,
+                    )
+                )
                 if kind == "copy":
                     model.add(f"COPY --from={ref} /a /b")
                 else:
                     fields = [f"from={ref}", "type=bind", "target=/x"]
-                    at = model.add("RUN --mount=" + ",".join(draw(st.permutations(fields)))
-                                   + " true")
+                    at = model.add(
+                        "RUN --mount=" + ",".join(draw(st.permutations(fields))) + " true"
+                    )
                     stage["mounts"].append(at)
                 _from_ref(model, stage, ref)
             elif kind == "cache":
@@ -872,10 +1020,12 @@ def test_a_generated_dockerfile_reads_as_docker_reads_it(case):
 
     key = {s["index"]: (s["name"] or f"#{s['index']}") for s in model.stages}
     assert [(s.name, s.base, s.line) for s in dockerfile.stages] == [
-        (s["name"], s["base"], s["line"]) for s in model.stages]
+        (s["name"], s["base"], s["line"]) for s in model.stages
+    ]
     if not model.ambiguous:
         assert [list(s.needs) for s in dockerfile.stages] == [
-            [key[i] for i in s["needs"]] for s in model.stages]
+            [key[i] for i in s["needs"]] for s in model.stages
+        ]
     assert dockerfile.last.end_line == count_lines(text)
     for stage, modelled in zip(dockerfile.stages, model.stages):
         for line in modelled["heredocs"]:
@@ -886,11 +1036,17 @@ def test_a_generated_dockerfile_reads_as_docker_reads_it(case):
 
 @given(
     run=st.one_of(
-        st.text(alphabet=st.characters(blacklist_categories=("Cs",),
-                                       blacklist_characters="\n\\`<"), max_size=10),
+        st.text(
+            alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\\`<"),
+            max_size=10,
+        ),
         # control, format and white-space characters
-        st.text(alphabet=st.characters(whitelist_categories=("Cc", "Cf", "Zs", "Zl", "Zp"),
-                                       blacklist_characters="\n"), max_size=10),
+        st.text(
+            alphabet=st.characters(
+                whitelist_categories=("Cc", "Cf", "Zs", "Zl", "Zp"), blacklist_characters="\n"
+            ),
+            max_size=10,
+        ),
     ),
     options=OPTIONS,
 )
@@ -904,16 +1060,28 @@ def test_any_characters_in_a_run_line_leave_the_stages_as_they_are(run, options)
         return
     assert dockerfile is not None
     assert [(s.key, s.base, s.needs, s.line, s.end_line) for s in dockerfile.stages] == [
-        ("a", "busybox:1.36", (), 1, 2), ("b", "a", ("a",), 3, 4)]
+        ("a", "busybox:1.36", (), 1, 2),
+        ("b", "a", ("a",), 3, 4),
+    ]
 
 
 @given(
-    flag=st.sampled_from(["COPY --from={} /a /b", "RUN --mount=type=bind,from={},target=/x true",
-                          "RUN --mount=type=cache,target=/c/{} true", "COPY --chown={} a b",
-                          "FROM --platform={} busybox AS p"]),
-    value=st.text(alphabet=st.characters(blacklist_categories=("Cs", "Z", "Cc"),
-                                         blacklist_characters=",=\"'\\`<$#"),
-                  min_size=1, max_size=4),
+    flag=st.sampled_from(
+        [
+            "COPY --from={} /a /b",
+            "RUN --mount=type=bind,from={},target=/x true",
+            "RUN --mount=type=cache,target=/c/{} true",
+            "COPY --chown={} a b",
+            "FROM --platform={} busybox AS p",
+        ]
+    ),
+    value=st.text(
+        alphabet=st.characters(
+            blacklist_categories=("Cs", "Z", "Cc"), blacklist_characters=",=\"'\\`<$#"
+        ),
+        min_size=1,
+        max_size=4,
+    ),
     options=OPTIONS,
 )
 @settings(max_examples=300, deadline=None)
@@ -939,8 +1107,10 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-@given(prefix=st.sampled_from(["", "FROM busybox\n", "FROM busybox AS a\nRUN echo "]),
-       surrogate=st.sampled_from(["\udc80", "\ud800", "\udfff"]))
+@given(
+    prefix=st.sampled_from(["", "FROM busybox\n", "FROM busybox AS a\nRUN echo "]),
+    surrogate=st.sampled_from(["\udc80", "\ud800", "\udfff"]),
+)
 @settings(max_examples=3, deadline=None)
 def test_text_that_is_not_utf_8_is_a_config_error_not_a_crash(prefix, surrogate):
     # A str with a lone surrogate (json.loads('"\\udc80"'), a surrogateescape
@@ -948,8 +1118,11 @@ def test_text_that_is_not_utf_8_is_a_config_error_not_a_crash(prefix, surrogate)
     # a crash there must not take the test run down.
     text = prefix + surrogate + "\n"
     child = subprocess.run(
-        [sys.executable, "-c", _CHILD], input=text.encode("unicode_escape").decode("ascii"),
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", _CHILD],
+        input=text.encode("unicode_escape").decode("ascii"),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert child.returncode == 0 and child.stdout.startswith(("ConfigError:", "parsed")), (
         f"parse_dockerfile({text!r}) exited {child.returncode}: "

@@ -11,8 +11,10 @@ def stage(name, cached, seconds=0.5, run=0, total=2):
 
 
 def test_the_summary_lists_recipes_then_stages_aligned_under_a_header():
-    report = Report(stages=[stage("a", True), stage("app", False, 2.25, run=1)],
-                    recipes=[stage("hello", True, 0.1)])
+    report = Report(
+        stages=[stage("a", True), stage("app", False, 2.25, run=1)],
+        recipes=[stage("hello", True, 0.1)],
+    )
 
     assert report.summary().splitlines() == [
         "stage         cache  seconds  steps run",
@@ -33,36 +35,71 @@ def test_the_written_report_holds_every_field(tmp_path):
     report.write(str(path))
 
     data = json.loads(path.read_text())
-    assert set(data) == {"stages", "recipes", "tagged", "pushed", "push_skipped",
-                         "retries", "pulled", "missing", "registry_checked", "builder",
-                         "step_seconds", "dry", "error"}
+    assert set(data) == {
+        "stages",
+        "recipes",
+        "tagged",
+        "pushed",
+        "push_skipped",
+        "retries",
+        "pulled",
+        "missing",
+        "registry_checked",
+        "builder",
+        "step_seconds",
+        "dry",
+        "error",
+    }
     assert data["stages"][0] == {
-        "name": "app", "cached": True, "seconds": 0.5,
-        "steps": [{"instruction": "RUN step 0", "cached": True},
-                  {"instruction": "RUN step 1", "cached": True}],
+        "name": "app",
+        "cached": True,
+        "seconds": 0.5,
+        "steps": [
+            {"instruction": "RUN step 0", "cached": True},
+            {"instruction": "RUN step 1", "cached": True},
+        ],
         "built": True,
     }
-    assert (data["push_skipped"], data["retries"], data["registry_checked"],
-            data["builder"]) == ([], {}, False, None)
+    assert (data["push_skipped"], data["retries"], data["registry_checked"], data["builder"]) == (
+        [],
+        {},
+        False,
+        None,
+    )
 
 
 def test_the_written_report_holds_skipped_pushes_retries_and_the_builder(tmp_path):
     path = tmp_path / "report.json"
-    report = Report(pushed=["c:app_final"], push_skipped=["c:app_stage_base"],
-                    retries={"push": 1}, registry_checked=True, builder="buildkit")
+    report = Report(
+        pushed=["c:app_final"],
+        push_skipped=["c:app_stage_base"],
+        retries={"push": 1},
+        registry_checked=True,
+        builder="buildkit",
+    )
 
     report.write(str(path))
 
     data = json.loads(path.read_text())
-    assert (data["pushed"], data["push_skipped"], data["retries"],
-            data["registry_checked"], data["builder"]) == (
-        ["c:app_final"], ["c:app_stage_base"], {"push": 1}, True, "buildkit",
+    assert (
+        data["pushed"],
+        data["push_skipped"],
+        data["retries"],
+        data["registry_checked"],
+        data["builder"],
+    ) == (
+        ["c:app_final"],
+        ["c:app_stage_base"],
+        {"push": 1},
+        True,
+        "buildkit",
     )
 
 
 def test_the_summary_says_a_stage_that_was_not_built_has_a_current_cache_image():
-    report = Report(stages=[stage("app", False, 2.25, run=1),
-                            StageResult("base", True, 0.0, built=False)])
+    report = Report(
+        stages=[stage("app", False, 2.25, run=1), StageResult("base", True, 0.0, built=False)]
+    )
 
     assert report.summary().splitlines() == [
         "stage  cache  seconds  steps run",

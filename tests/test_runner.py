@@ -43,22 +43,21 @@ def test_the_output_is_returned_with_the_exit_code_and_the_argv():
     result = Runner(out=io.StringIO()).run(argv)
 
     assert (result.argv, result.exit_code, result.output, result.ran) == (
-        tuple(argv), 0, "one\ntwo\n", True,
+        tuple(argv),
+        0,
+        "one\ntwo\n",
+        True,
     )
     assert result.seconds >= 0
 
 
 def test_arguments_are_passed_on_as_strings():
-    result = Runner(out=io.StringIO()).run(
-        python("import sys; print(sys.argv[1:])") + [5, "a b"]
-    )
+    result = Runner(out=io.StringIO()).run(python("import sys; print(sys.argv[1:])") + [5, "a b"])
 
     assert result.output == "['5', 'a b']\n"
 
 
-def test_added_environment_variables_reach_the_command_and_are_shown_before_it(
-    out, monkeypatch
-):
+def test_added_environment_variables_reach_the_command_and_are_shown_before_it(out, monkeypatch):
     monkeypatch.setenv("CI_LOAD_TEST_INHERITED", "kept")
     argv = python("""
         import os
@@ -68,9 +67,7 @@ def test_added_environment_variables_reach_the_command_and_are_shown_before_it(
     result = Runner(out=out).run(argv, env={"DOCKER_BUILDKIT": "0", "NOTE": "a b"})
 
     assert result.output == "0 kept\n"
-    assert out.getvalue() == (
-        f"+ DOCKER_BUILDKIT=0 NOTE='a b' {shlex.join(argv)}\n0 kept\n"
-    )
+    assert out.getvalue() == (f"+ DOCKER_BUILDKIT=0 NOTE='a b' {shlex.join(argv)}\n0 kept\n")
 
 
 def test_output_without_a_final_newline_is_returned_whole():
@@ -122,9 +119,7 @@ def test_stderr_is_merged_into_the_output_in_order(out):
     assert out.getvalue().endswith("out 1\nerr\nout 2\n")
 
 
-def test_without_merging_stderr_only_stdout_is_kept_and_stderr_passes_through(
-    out, capsys
-):
+def test_without_merging_stderr_only_stdout_is_kept_and_stderr_passes_through(out, capsys):
     argv = python("""
         import sys
         print("data", flush=True)
@@ -189,9 +184,7 @@ def test_a_failing_command_raises_with_its_exit_code_and_the_end_of_its_output()
 
     assert error.value.exit_code == 3
     assert error.value.argv == tuple(argv)
-    assert error.value.tail == "".join(
-        f"line {i}\n" for i in range(101 - TAIL_LINES, 101)
-    )
+    assert error.value.tail == "".join(f"line {i}\n" for i in range(101 - TAIL_LINES, 101))
     assert str(error.value).startswith("command failed with exit code 3 after ")
     assert str(error.value).endswith(f"s: {shlex.join(argv)}")
 
@@ -223,7 +216,8 @@ def test_an_unknown_program_is_a_command_error_saying_how_to_point_at_it():
         Runner(out=io.StringIO()).run(["no-such-docker-anywhere", "build", "."])
 
     assert str(error.value) == (
-        "'no-such-docker-anywhere' not found (or not executable): install it or point ci-load at it "
+        "'no-such-docker-anywhere' not found (or not executable): "
+        "install it or point ci-load at it "
         "(--docker / --compose, ci_load.docker / ci_load.compose)"
     )
     assert error.value.argv == ("no-such-docker-anywhere", "build", ".")
@@ -257,9 +251,7 @@ def test_a_dry_run_prints_a_changing_command_and_does_not_run_it(tmp_path, out):
 
 
 def test_a_dry_run_shows_the_added_environment_variables(out):
-    Runner(dry=True, out=out).run(
-        ["docker", "build", "."], env={"DOCKER_BUILDKIT": "0"}
-    )
+    Runner(dry=True, out=out).run(["docker", "build", "."], env={"DOCKER_BUILDKIT": "0"})
 
     assert out.getvalue() == "+ DOCKER_BUILDKIT=0 docker build .  # dry run: not run\n"
 
@@ -312,9 +304,12 @@ def test_run_all_runs_the_commands_at_the_same_time(tmp_path):
         print("together")
     """
 
-    answers = Runner(out=io.StringIO()).run_all([
-        python(wait_for) + [str(a), str(b)], python(wait_for) + [str(b), str(a)],
-    ])
+    answers = Runner(out=io.StringIO()).run_all(
+        [
+            python(wait_for) + [str(a), str(b)],
+            python(wait_for) + [str(b), str(a)],
+        ]
+    )
 
     assert answers == [(0, "together\n"), (0, "together\n")]
 

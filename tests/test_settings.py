@@ -14,19 +14,45 @@ from ci_load_tasks.errors import ConfigError
 from ci_load_tasks.settings import DEFAULTS, Settings
 
 KEYS = [
-    "compose_files", "env_files", "project_dir", "service", "other_services", "cache_repo",
-    "other_repos", "cache_version", "recipe_repo", "recipe_compose", "docker",
-    "compose", "builder", "retries", "retry_delay", "workdir", "keep",
+    "compose_files",
+    "env_files",
+    "project_dir",
+    "service",
+    "other_services",
+    "cache_repo",
+    "other_repos",
+    "cache_version",
+    "recipe_repo",
+    "recipe_compose",
+    "docker",
+    "compose",
+    "builder",
+    "retries",
+    "retry_delay",
+    "workdir",
+    "keep",
 ]
 
 # What invoke hands over for flags that were not given: None, False for the
 # boolean flag and [] for the repeatable ones.
 NO_FLAGS = {
-    "compose_files": [], "env_files": [], "project_dir": None, "service": None,
+    "compose_files": [],
+    "env_files": [],
+    "project_dir": None,
+    "service": None,
     "other_services": [],
-    "cache_repo": None, "other_repos": [], "cache_version": None, "recipe_repo": None,
-    "recipe_compose": None, "docker": None, "compose": None, "builder": None,
-    "retries": None, "retry_delay": None, "workdir": None, "keep": False,
+    "cache_repo": None,
+    "other_repos": [],
+    "cache_version": None,
+    "recipe_repo": None,
+    "recipe_compose": None,
+    "docker": None,
+    "compose": None,
+    "builder": None,
+    "retries": None,
+    "retry_delay": None,
+    "workdir": None,
+    "keep": False,
 }
 
 
@@ -78,24 +104,42 @@ def test_the_collection_defaults_as_config_resolve_like_no_config_at_all():
     [
         pytest.param("service", "from-config", "from-flag", "from-flag", id="service"),
         pytest.param(
-            "cache_repo", "reg.example/config", "reg.example/flag", "reg.example/flag",
+            "cache_repo",
+            "reg.example/config",
+            "reg.example/flag",
+            "reg.example/flag",
             id="cache repo",
         ),
         pytest.param("cache_version", "v1", "v2", "v2", id="cache version"),
-        pytest.param("recipe_repo", "config/recipe", "flag/recipe", "flag/recipe",
-                     id="recipe repo"),
         pytest.param(
-            "other_services", ["config-a"], ["flag-a", "flag-b"], ("flag-a", "flag-b"),
+            "recipe_repo", "config/recipe", "flag/recipe", "flag/recipe", id="recipe repo"
+        ),
+        pytest.param(
+            "other_services",
+            ["config-a"],
+            ["flag-a", "flag-b"],
+            ("flag-a", "flag-b"),
             id="repeated other services replace the configured list",
         ),
-        pytest.param("other_repos", ["config/cache"], ["flag/cache"], ("flag/cache",),
-                     id="repeated other repos replace the configured list"),
         pytest.param(
-            "docker", "podman", "/opt/docker --debug", ("/opt/docker", "--debug"),
+            "other_repos",
+            ["config/cache"],
+            ["flag/cache"],
+            ("flag/cache",),
+            id="repeated other repos replace the configured list",
+        ),
+        pytest.param(
+            "docker",
+            "podman",
+            "/opt/docker --debug",
+            ("/opt/docker", "--debug"),
             id="docker command",
         ),
         pytest.param(
-            "compose", "docker-compose", "docker compose", ("docker", "compose"),
+            "compose",
+            "docker-compose",
+            "docker compose",
+            ("docker", "compose"),
             id="compose command",
         ),
         pytest.param("builder", "classic", "buildkit", "buildkit", id="builder"),
@@ -111,15 +155,13 @@ def test_a_flag_beats_config(key, config_value, flag_value, expected):
     "key, config_value, expected",
     [
         pytest.param("service", "from-config", "from-config", id="service"),
-        pytest.param("cache_repo", "reg.example/config", "reg.example/config",
-                     id="cache repo"),
+        pytest.param("cache_repo", "reg.example/config", "reg.example/config", id="cache repo"),
         pytest.param("cache_version", "v1", "v1", id="cache version"),
         pytest.param("other_services", ["a", "b"], ("a", "b"), id="other services"),
+        pytest.param("other_repos", ["config/cache"], ("config/cache",), id="other repos"),
         pytest.param(
-            "other_repos", ["config/cache"], ("config/cache",), id="other repos"
+            "docker", ["podman", "--remote"], ("podman", "--remote"), id="docker command as a list"
         ),
-        pytest.param("docker", ["podman", "--remote"], ("podman", "--remote"),
-                     id="docker command as a list"),
         pytest.param("keep", True, True, id="keep"),
         pytest.param("builder", "classic", "classic", id="builder"),
     ],
@@ -132,24 +174,27 @@ def test_config_beats_the_default_when_no_flag_is_given(key, config_value, expec
 
 def test_repeatable_flags_given_as_empty_lists_leave_the_configured_lists():
     settings = resolve(
-        {"compose_files": ["base.yml", "ci.yml"], "other_services": ["test"],
-         "other_repos": ["team/other"]},
+        {
+            "compose_files": ["base.yml", "ci.yml"],
+            "other_services": ["test"],
+            "other_repos": ["team/other"],
+        },
     )
 
     assert settings.other_services == ("test",)
     assert settings.other_repos == ("team/other",)
     assert [os.path.basename(f) for f in settings.compose_files] == [
-        "base.yml", "ci.yml",
+        "base.yml",
+        "ci.yml",
     ]
 
 
 def test_a_repeated_compose_file_flag_replaces_the_configured_files(in_project):
-    settings = resolve(
-        {"compose_files": ["base.yml"]}, compose_files=["a.yml", "b.yml"]
-    )
+    settings = resolve({"compose_files": ["base.yml"]}, compose_files=["a.yml", "b.yml"])
 
     assert settings.compose_files == (
-        str(in_project / "a.yml"), str(in_project / "b.yml"),
+        str(in_project / "a.yml"),
+        str(in_project / "b.yml"),
     )
 
 
@@ -188,9 +233,7 @@ def test_compose_files_from_one_string_are_split_on_the_path_separator(in_projec
         pytest.param("", (), id="an empty string is no names"),
     ],
 )
-def test_other_services_from_one_string_are_split_on_commas_and_white_space(
-    text, expected
-):
+def test_other_services_from_one_string_are_split_on_commas_and_white_space(text, expected):
     assert resolve({"other_services": text}).other_services == expected
 
 
@@ -203,8 +246,15 @@ def test_other_repos_from_one_string_keep_registry_ports_and_tags():
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("true", True), ("1", True), ("yes", True), ("on", True),
-        ("false", False), ("0", False), ("no", False), ("off", False), ("", False),
+        ("true", True),
+        ("1", True),
+        ("yes", True),
+        ("on", True),
+        ("false", False),
+        ("0", False),
+        ("no", False),
+        ("off", False),
+        ("", False),
         ("False", False),
     ],
     ids=lambda value: repr(value),
@@ -214,9 +264,7 @@ def test_keep_from_a_string_reads_like_a_yes_or_no(text, expected):
 
 
 def test_docker_and_compose_commands_from_strings_are_split_like_a_shell():
-    settings = resolve(
-        {"docker": "sudo docker", "compose": "'/opt/my compose/bin' -p x"}
-    )
+    settings = resolve({"docker": "sudo docker", "compose": "'/opt/my compose/bin' -p x"})
 
     assert settings.docker == ("sudo", "docker")
     assert settings.compose == ("/opt/my compose/bin", "-p", "x")
@@ -256,8 +304,7 @@ def test_an_unknown_config_key_is_an_error_naming_it_and_the_known_keys():
         resolve({"servce": "app", "cache-repo": "x", "service": "app"})
 
     assert str(error.value) == (
-        "unknown ci_load config key(s): cache-repo, servce; known keys are "
-        + ", ".join(KEYS)
+        "unknown ci_load config key(s): cache-repo, servce; known keys are " + ", ".join(KEYS)
     )
 
 
@@ -267,9 +314,7 @@ def test_an_unknown_flag_is_a_programming_error():
 
 
 @pytest.mark.parametrize("value", ["", " ", os.pathsep, []], ids=repr)
-def test_no_compose_file_named_leaves_the_choice_to_compose_in_this_directory(
-    value, in_project
-):
+def test_no_compose_file_named_leaves_the_choice_to_compose_in_this_directory(value, in_project):
     settings = resolve({"compose_files": value})
 
     assert settings.compose_files == ()
@@ -287,9 +332,7 @@ def test_an_empty_command_is_an_error_naming_the_setting(key):
     with pytest.raises(ConfigError) as error:
         resolve({key: "  "})
 
-    assert str(error.value) == (
-        f"ci_load.{key} is empty: set it to the {key} command to run"
-    )
+    assert str(error.value) == (f"ci_load.{key} is empty: set it to the {key} command to run")
 
 
 def test_settings_are_frozen():
@@ -303,28 +346,41 @@ def test_settings_are_frozen():
     "key, value, message",
     [
         pytest.param(
-            "compose_files", 5,
+            "compose_files",
+            5,
             "ci_load.compose_files must be a string or a list of strings, not 5",
             id="compose files as a number",
         ),
-        pytest.param("docker", 7,
-                     "ci_load.docker must be a string or a list of strings, not 7",
-                     id="docker as a number"),
-        pytest.param("cache_repo", 5000,
-                     "ci_load.cache_repo must be a string, not 5000",
-                     id="cache repo as a number"),
-        pytest.param("service", ["web"],
-                     "ci_load.service must be a string, not ['web']",
-                     id="service as a list"),
-        pytest.param("keep", "maybe", "ci_load.keep must be true or false, not 'maybe'",
-                     id="keep as a word that is not yes or no"),
-        pytest.param("builder", 1, "ci_load.builder must be a string, not 1",
-                     id="builder as a number"),
+        pytest.param(
+            "docker",
+            7,
+            "ci_load.docker must be a string or a list of strings, not 7",
+            id="docker as a number",
+        ),
+        pytest.param(
+            "cache_repo",
+            5000,
+            "ci_load.cache_repo must be a string, not 5000",
+            id="cache repo as a number",
+        ),
+        pytest.param(
+            "service",
+            ["web"],
+            "ci_load.service must be a string, not ['web']",
+            id="service as a list",
+        ),
+        pytest.param(
+            "keep",
+            "maybe",
+            "ci_load.keep must be true or false, not 'maybe'",
+            id="keep as a word that is not yes or no",
+        ),
+        pytest.param(
+            "builder", 1, "ci_load.builder must be a string, not 1", id="builder as a number"
+        ),
     ],
 )
-def test_a_config_value_of_the_wrong_type_is_an_error_naming_its_key(
-    key, value, message
-):
+def test_a_config_value_of_the_wrong_type_is_an_error_naming_its_key(key, value, message):
     with pytest.raises(ConfigError) as error:
         resolve({key: value})
 
@@ -357,8 +413,9 @@ def test_a_builder_name_is_read_in_any_case_and_without_surrounding_blanks(value
     "docker, compose",
     [
         pytest.param("/x/docker", ("/x/docker", "compose"), id="a docker path"),
-        pytest.param("sudo docker", ("sudo", "docker", "compose"),
-                     id="a docker command with arguments"),
+        pytest.param(
+            "sudo docker", ("sudo", "docker", "compose"), id="a docker command with arguments"
+        ),
     ],
 )
 def test_the_compose_command_defaults_to_the_docker_commands_plugin(docker, compose):
@@ -366,6 +423,4 @@ def test_the_compose_command_defaults_to_the_docker_commands_plugin(docker, comp
 
 
 def test_a_compose_command_given_beats_the_docker_commands_plugin():
-    assert resolve(docker="/x/docker", compose="docker-compose").compose == (
-        "docker-compose",
-    )
+    assert resolve(docker="/x/docker", compose="docker-compose").compose == ("docker-compose",)

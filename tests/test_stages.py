@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 
 from ci_load_tasks.errors import ConfigError
-from ci_load_tasks.stages import (Stage, expand_args, parse_dockerfile, platform_args,
-                                  pruned_text)
+from ci_load_tasks.stages import Stage, expand_args, parse_dockerfile, platform_args, pruned_text
 
 DOCKERFILES = Path(__file__).parent / "data" / "unit" / "dockerfiles"
 SHOP = Path(__file__).parent / "data" / "unit" / "compose" / "shop" / "docker"
@@ -34,8 +33,15 @@ def test_the_sample_projects_stages_have_their_names_bases_needs_and_lines():
         Stage(1, "hello", "cilocal/recipe:hello", (), 11, end_line=12),
         Stage(2, "deps", "base", ("base",), 13, end_line=15),
         Stage(3, "assets", "busybox:1.36", (), 16, end_line=18),
-        Stage(4, "build", "deps", ("deps", "assets"), 19, end_line=23,
-              buildkit_only=("line 21: RUN --mount",)),
+        Stage(
+            4,
+            "build",
+            "deps",
+            ("deps", "assets"),
+            19,
+            end_line=23,
+            buildkit_only=("line 21: RUN --mount",),
+        ),
         Stage(5, None, "busybox:1.36", ("hello", "build"), 24, end_line=26, uses_index=True),
     )
 
@@ -132,8 +138,9 @@ def test_a_stage_needs_what_it_is_built_from_and_copies_or_mounts_from():
         pytest.param(["c"], ["a", "b", "#2", "c"], id="a stage in the middle"),
         pytest.param(["e"], ["e"], id="a stage that needs nothing"),
         pytest.param(["e", "b"], ["b", "e"], id="several targets in file order"),
-        pytest.param(["f", "d", "a"], ["a", "b", "#2", "c", "d", "f"],
-                     id="overlapping targets once each"),
+        pytest.param(
+            ["f", "d", "a"], ["a", "b", "#2", "c", "d", "f"], id="overlapping targets once each"
+        ),
     ],
 )
 def test_needed_for_gives_the_closure_of_the_targets_in_file_order(targets, needed):
@@ -229,8 +236,7 @@ def test_a_build_arg_without_a_value_leaves_the_default():
 
 def test_a_build_arg_value_is_taken_literally_not_expanded_again():
     bases = {
-        s.key: s.base
-        for s in parse("global_args.Dockerfile", {"BASE": "${REGISTRY}/x"}).stages
+        s.key: s.base for s in parse("global_args.Dockerfile", {"BASE": "${REGISTRY}/x"}).stages
     }
 
     assert bases["base"] == "${REGISTRY}/x"
@@ -378,7 +384,9 @@ def test_buildkit_only_syntax_is_kept_per_stage_and_counted_for_the_stages_asked
     dockerfile = parse_dockerfile(text, "Dockerfile", {})
 
     assert [s.buildkit_only for s in dockerfile.stages] == [
-        ("line 2: RUN --mount",), ("line 4: COPY --link",), (),
+        ("line 2: RUN --mount",),
+        ("line 4: COPY --link",),
+        (),
     ]
     assert dockerfile.header_buildkit_only == ()
     assert dockerfile.buildkit_only_in([dockerfile.find("b"), dockerfile.find("c")]) == (
@@ -392,7 +400,8 @@ def test_each_stage_ends_on_the_line_before_the_next_from_or_on_the_last_line():
     dockerfile = parse("continuation_and_heredoc.Dockerfile")
 
     assert [(s.key, s.line, s.end_line) for s in dockerfile.stages] == [
-        ("first", 1, 9), ("second", 10, 10),
+        ("first", 1, 9),
+        ("second", 10, 10),
     ]
     assert dockerfile.header_end == 0
 
@@ -414,9 +423,13 @@ def test_a_mount_from_a_stage_number_also_refers_to_it_by_number():
 
 def test_platform_args_are_the_daemons_platform_for_build_and_target():
     assert platform_args("linux", "arm64", "v8") == {
-        "BUILDPLATFORM": "linux/arm64/v8", "BUILDOS": "linux", "BUILDARCH": "arm64",
+        "BUILDPLATFORM": "linux/arm64/v8",
+        "BUILDOS": "linux",
+        "BUILDARCH": "arm64",
         "BUILDVARIANT": "v8",
-        "TARGETPLATFORM": "linux/arm64/v8", "TARGETOS": "linux", "TARGETARCH": "arm64",
+        "TARGETPLATFORM": "linux/arm64/v8",
+        "TARGETOS": "linux",
+        "TARGETARCH": "arm64",
         "TARGETVARIANT": "v8",
     }
     assert platform_args("linux", "amd64")["TARGETPLATFORM"] == "linux/amd64"
@@ -500,12 +513,9 @@ def test_pruned_text_of_a_stage_needing_only_itself_is_the_header_and_that_stage
 
 
 def test_pruned_text_keeps_crlf_line_endings():
-    text = ("ARG A=1\r\nFROM busybox AS a\r\nRUN a\r\n"
-            "FROM busybox AS b\r\nRUN b\r\nFROM a\r\nRUN c")
+    text = "ARG A=1\r\nFROM busybox AS a\r\nRUN a\r\nFROM busybox AS b\r\nRUN b\r\nFROM a\r\nRUN c"
 
-    assert pruned(text, "#2") == (
-        "ARG A=1\r\nFROM busybox AS a\r\nRUN a\r\nFROM a\r\nRUN c\n"
-    )
+    assert pruned(text, "#2") == ("ARG A=1\r\nFROM busybox AS a\r\nRUN a\r\nFROM a\r\nRUN c\n")
 
 
 def test_pruned_text_of_an_escape_backtick_file_keeps_the_directive_and_continuations():
@@ -529,7 +539,8 @@ def test_pruned_text_of_an_escape_backtick_file_keeps_the_directive_and_continua
     # Docker reads the copy as the same stages.
     again = parse_dockerfile(result, "Dockerfile", {})
     assert [(s.key, s.base) for s in again.stages] == [
-        ("tools", "mcr.microsoft.com/windows/nanoserver:ltsc2022"), ("last", "tools"),
+        ("tools", "mcr.microsoft.com/windows/nanoserver:ltsc2022"),
+        ("last", "tools"),
     ]
 
 
@@ -546,15 +557,16 @@ def test_pruned_text_with_nothing_to_drop_is_none():
 
 
 def test_pruned_text_is_none_when_a_kept_stage_refers_by_number_behind_a_dropped_one():
-    text = ("FROM busybox AS a\nFROM busybox AS unused\n"
-            "FROM busybox\nCOPY --from=0 /a /a\n")
+    text = "FROM busybox AS a\nFROM busybox AS unused\nFROM busybox\nCOPY --from=0 /a /a\n"
 
     assert pruned(text, "#2") is None
 
 
 def test_pruned_text_keeps_a_stage_referring_by_number_before_any_dropped_one():
-    text = ("FROM busybox AS a\nFROM busybox AS b\nCOPY --from=0 /a /a\n"
-            "FROM busybox AS unused\nFROM b\n")
+    text = (
+        "FROM busybox AS a\nFROM busybox AS b\nCOPY --from=0 /a /a\n"
+        "FROM busybox AS unused\nFROM b\n"
+    )
 
     assert pruned(text, "#3") == (
         "FROM busybox AS a\nFROM busybox AS b\nCOPY --from=0 /a /a\nFROM b\n"
@@ -577,22 +589,27 @@ def test_pruned_text_of_the_sample_projects_build_stage_reads_as_the_same_stages
 
 
 def test_only_a_newline_ends_a_line_as_in_buildkit_so_a_form_feed_stays_in_its_line():
-    text = ("FROM busybox:1.36 AS a\nRUN printf 'x\x0cy' > /a\n"
-            "FROM busybox:1.36 AS b\n"
-            "FROM busybox:1.36\nCOPY --from=a /a /a\n")
+    text = (
+        "FROM busybox:1.36 AS a\nRUN printf 'x\x0cy' > /a\n"
+        "FROM busybox:1.36 AS b\n"
+        "FROM busybox:1.36\nCOPY --from=a /a /a\n"
+    )
     dockerfile = parse_dockerfile(text, "Dockerfile", {})
 
     pruned = pruned_text(text, dockerfile, dockerfile.needed_for([dockerfile.last]))
 
     assert [s.end_line for s in dockerfile.stages] == [2, 3, 5]
-    assert pruned == ("FROM busybox:1.36 AS a\nRUN printf 'x\x0cy' > /a\n"
-                      "FROM busybox:1.36\nCOPY --from=a /a /a\n")
+    assert pruned == (
+        "FROM busybox:1.36 AS a\nRUN printf 'x\x0cy' > /a\nFROM busybox:1.36\nCOPY --from=a /a /a\n"
+    )
 
 
 def test_a_named_context_stands_in_for_the_stage_of_its_name():
-    text = ("FROM busybox:1.36 AS tools\nRUN make-tools\n"
-            "FROM busybox:1.36 AS build\nCOPY --from=tools /t /t\n"
-            "FROM tools AS final\nCOPY --from=0 /x /x\n")
+    text = (
+        "FROM busybox:1.36 AS tools\nRUN make-tools\n"
+        "FROM busybox:1.36 AS build\nCOPY --from=tools /t /t\n"
+        "FROM tools AS final\nCOPY --from=0 /x /x\n"
+    )
 
     plain = parse_dockerfile(text, "Dockerfile", {})
     with_context = parse_dockerfile(text, "Dockerfile", {}, contexts=["Tools"])

@@ -23,8 +23,7 @@ from ci_load_tasks.plan import make_plan
 from ci_load_tasks.report import Report, StageResult
 from ci_load_tasks.runner import Result
 from ci_load_tasks.settings import Settings
-from ci_load_tasks.steps import (GENERATED_MARK, build, pull, push, registry_trouble,
-                                 write_files)
+from ci_load_tasks.steps import GENERATED_MARK, build, pull, push, registry_trouble, write_files
 
 DATA = Path(__file__).resolve().parent / "data" / "unit"
 LAYERS_CONFIG = yaml.safe_load((DATA / "rendered" / "layers.yml").read_text())
@@ -83,10 +82,15 @@ def test_registry_trouble_in_no_output_is_none():
 
 
 def layers_plan(workdir, cache_repo="team/cache", **flags):
-    settings = Settings.resolve({}, {
-        "compose_files": ["/srv/layers/docker-compose.yml"], "service": "app",
-        "cache_repo": cache_repo, **flags,
-    })
+    settings = Settings.resolve(
+        {},
+        {
+            "compose_files": ["/srv/layers/docker-compose.yml"],
+            "service": "app",
+            "cache_repo": cache_repo,
+            **flags,
+        },
+    )
     return make_plan(settings, LAYERS_CONFIG, LAYERS_DOCKERFILE, str(workdir))
 
 
@@ -184,25 +188,39 @@ BUILDKIT = choose("buildkit", DockerFacts("20.10.24", "20.10.24"))
 
 
 def buildkit_layers_plan(workdir):
-    settings = Settings.resolve({}, {
-        "compose_files": ["/srv/layers/docker-compose.yml"], "service": "app",
-        "cache_repo": "127.0.0.1:5000/team/cache", "retry_delay": "0",
-    })
-    return make_plan(settings, LAYERS_CONFIG, LAYERS_DOCKERFILE, str(workdir), None,
-                     BUILDKIT, DockerFacts("20.10.24", "20.10.24"))
+    settings = Settings.resolve(
+        {},
+        {
+            "compose_files": ["/srv/layers/docker-compose.yml"],
+            "service": "app",
+            "cache_repo": "127.0.0.1:5000/team/cache",
+            "retry_delay": "0",
+        },
+    )
+    return make_plan(
+        settings,
+        LAYERS_CONFIG,
+        LAYERS_DOCKERFILE,
+        str(workdir),
+        None,
+        BUILDKIT,
+        DockerFacts("20.10.24", "20.10.24"),
+    )
 
 
 def pushed_services(runner):
     pushes = [argv for argv in runner.ran if "push" in argv]
-    return [list(argv[argv.index("push") + 1:]) for argv in pushes]
+    return [list(argv[argv.index("push") + 1 :]) for argv in pushes]
 
 
 def test_push_skips_the_images_the_registry_holds_with_the_same_id(tmp_path):
     plan = layers_plan(tmp_path)  # team/cache: app_final, app_stage_base, app_stage_build
     final, base, build = plan.pushed
-    runner = StandInRunner(plan, local={final: "sha256:f", base: "sha256:b",
-                                        build: "sha256:new"},
-                           registry={base: "sha256:b", build: "sha256:old"})
+    runner = StandInRunner(
+        plan,
+        local={final: "sha256:f", base: "sha256:b", build: "sha256:new"},
+        registry={base: "sha256:b", build: "sha256:old"},
+    )
     report = Report()
 
     push(plan, runner, report)
@@ -245,8 +263,7 @@ def test_push_of_an_image_neither_built_nor_in_the_registry_pushes_nothing(tmp_p
 
 def test_a_push_that_fails_once_is_retried_and_the_retry_counted(tmp_path):
     plan = layers_plan(tmp_path, retry_delay="0")
-    runner = StandInRunner(plan, local={i: "sha256:x" for i in plan.pushed},
-                           push_failures=1)
+    runner = StandInRunner(plan, local={i: "sha256:x" for i in plan.pushed}, push_failures=1)
     report = Report()
 
     push(plan, runner, report)
@@ -259,15 +276,15 @@ def test_a_push_that_fails_once_is_retried_and_the_retry_counted(tmp_path):
 
 def test_a_push_that_keeps_failing_counts_every_retry_and_fails(tmp_path):
     plan = layers_plan(tmp_path, retry_delay="0")
-    runner = StandInRunner(plan, local={i: "sha256:x" for i in plan.pushed},
-                           push_failures=3)
+    runner = StandInRunner(plan, local={i: "sha256:x" for i in plan.pushed}, push_failures=3)
     report = Report()
 
     with pytest.raises(CommandError) as error:
         push(plan, runner, report)
 
     assert str(error.value).startswith(
-        f"pushing {plan.pushed[0]} to the registry docker.io failed (")
+        f"pushing {plan.pushed[0]} to the registry docker.io failed ("
+    )
     assert report.retries == {"push": 2}
     assert report.pushed == []
 
@@ -279,8 +296,13 @@ def test_under_buildkit_push_skips_images_whose_build_came_all_from_the_cache(tm
     registry = {final: "sha256:f1", base: "sha256:b1", build: "sha256:c1"}
     runner = StandInRunner(plan, local=local, registry=registry)
     # The service's build missed the cache, the stages' builds hit it all.
-    report = Report(stages=[StageResult("app", False, 1.0), StageResult("base", True, 0.1),
-                            StageResult("build", True, 0.1)])
+    report = Report(
+        stages=[
+            StageResult("app", False, 1.0),
+            StageResult("base", True, 0.1),
+            StageResult("build", True, 0.1),
+        ]
+    )
 
     push(plan, runner, report)
 
@@ -327,8 +349,7 @@ def test_under_buildkit_pull_pulls_nothing_and_asks_the_registry(tmp_path):
 
 def test_under_buildkit_a_registry_in_trouble_is_a_warning_naming_why(tmp_path):
     plan = buildkit_layers_plan(tmp_path)
-    why = ('Get "https://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: connect: '
-           "connection refused")
+    why = 'Get "https://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: connect: connection refused'
     runner = StandInRunner(plan, registry={i: why for i in plan.pushed})
     report = Report()
 
@@ -358,11 +379,14 @@ def test_under_buildkit_a_stage_is_not_built_when_its_cache_image_is_current(tmp
 
     assert [argv[3:4] for argv in runner.ran] == [(str(LAYERS_DOCKERFILE_PATH),)]
     assert [(s.name, s.cached, s.built) for s in report.stages] == [
-        ("app", True, True), ("base", True, False), ("build", True, False),
+        ("app", True, True),
+        ("base", True, False),
+        ("build", True, False),
     ]
     # The stage's steps are what the service's build did with them.
-    assert report.stages[2].steps == [{"instruction": "RUN echo built > /built",
-                                       "cached": True, "seconds": None}]
+    assert report.stages[2].steps == [
+        {"instruction": "RUN echo built > /built", "cached": True, "seconds": None}
+    ]
 
 
 def test_under_buildkit_a_stage_is_built_when_the_registry_lacks_it_or_it_ran(tmp_path):
@@ -393,7 +417,8 @@ def test_build_refuses_buildkit_only_syntax_naming_the_builder_and_the_fix(tmp_p
     plan = make_plan(
         Settings.resolve({}, {"service": "app"}),
         {"name": "p", "services": {"app": {"build": {"context": "/srv/p"}}}},
-        "FROM busybox\nRUN --mount=type=cache,target=/c true\n", str(tmp_path),
+        "FROM busybox\nRUN --mount=type=cache,target=/c true\n",
+        str(tmp_path),
     )
 
     with pytest.raises(ConfigError) as error:
@@ -407,11 +432,26 @@ def test_build_refuses_buildkit_only_syntax_naming_the_builder_and_the_fix(tmp_p
 
 
 def test_build_refuses_additional_contexts_without_buildx_naming_the_builder(tmp_path):
-    config = {"name": "p", "services": {"app": {"build": {
-        "context": "/srv/p", "additional_contexts": {"tools": "/srv/tools"},
-    }}}}
-    plan = make_plan(Settings.resolve({}, {"service": "app"}), config, "FROM busybox\n",
-                     str(tmp_path), None, BUILDKIT, DockerFacts("20.10.24", "20.10.24"))
+    config = {
+        "name": "p",
+        "services": {
+            "app": {
+                "build": {
+                    "context": "/srv/p",
+                    "additional_contexts": {"tools": "/srv/tools"},
+                }
+            }
+        },
+    }
+    plan = make_plan(
+        Settings.resolve({}, {"service": "app"}),
+        config,
+        "FROM busybox\n",
+        str(tmp_path),
+        None,
+        BUILDKIT,
+        DockerFacts("20.10.24", "20.10.24"),
+    )
 
     with pytest.raises(ConfigError) as error:
         build(plan, StandInRunner(plan), Report())

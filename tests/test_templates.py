@@ -93,7 +93,7 @@ def test_a_value_is_put_in_as_it_is_even_when_it_looks_like_a_placeholder():
         pytest.param("# not a comment", id="a hash"),
         pytest.param("a: b", id="a colon and space"),
         pytest.param("", id="the empty string"),
-        pytest.param("quote \" and back\\slash", id="quote and backslash"),
+        pytest.param('quote " and back\\slash', id="quote and backslash"),
         pytest.param(["cache:a", "cache:b"], id="a list"),
     ],
 )
