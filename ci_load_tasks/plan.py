@@ -488,9 +488,9 @@ def _warnings(
     if build.contexts and not builder.build_contexts:
         found.append(
             f"service {build.service!r} uses additional_contexts "
-            f"({', '.join(build.contexts)}), which only a docker client with buildx "
-            f"passes on (builder: {builder.name}, {builder.reason}), so building it "
-            "will stop"
+            f"({', '.join(build.contexts)}), which only BuildKit driven by a docker "
+            f"client with buildx passes on (builder: {builder.name}, {builder.reason}), so "
+            "building it will stop; install docker-buildx and use --builder buildkit"
         )
     if build.ignored_keys:
         found.append(

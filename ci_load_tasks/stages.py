@@ -114,6 +114,9 @@ def parse_dockerfile(
         reason = " ".join(str(error).split())  # one line, whatever the parser said
         raise ConfigError(f"{path}: cannot parse the Dockerfile: {reason}") from None
 
+    frontend = _syntax_directive(text)
+    if frontend is None:
+        _check_instructions(commands, path)
     global_args: Dict[str, str] = dict(platform or {})
     # Reference lookups see no stage that a named context stands in for.
     shadowed = {name.lower() for name in contexts}
@@ -149,6 +152,12 @@ def parse_dockerfile(
         raise ConfigError(f"{path}: no FROM instruction: a Dockerfile must start a stage with FROM")
     stages.append(_finish(current, len(_lines(text))))
     _check_unique_names(stages, path)
+    if frontend is not None:
+        notes.append(
+            f"{path}:{frontend[0]}: '# syntax={frontend[1]}' asks BuildKit to build with "
+            "that frontend image, which it pulls from its registry at build time: the "
+            "daemon must reach it (the classic builder ignores the line)"
+        )
     return Dockerfile(
         path=path,
         stages=tuple(stages),
@@ -158,6 +167,42 @@ def parse_dockerfile(
         ),
         header_buildkit_only=tuple(header_buildkit_only),
     )
+
+
+#: Every instruction Docker's own Dockerfile frontend knows.
+INSTRUCTIONS = frozenset(
+    "ADD ARG CMD COPY ENTRYPOINT ENV EXPOSE FROM HEALTHCHECK LABEL MAINTAINER ONBUILD "
+    "RUN SHELL STOPSIGNAL USER VOLUME WORKDIR".split()
+)
+
+# Parser directives stand in the first lines, before any other line or comment.
+_DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(\S+)\s*$")
+
+
+def _syntax_directive(text: str) -> Optional[Tuple[int, str]]:
+    """Line and frontend image of a ``# syntax=`` directive, if the file has one."""
+    for number, line in enumerate(_lines(text), start=1):
+        match = _DIRECTIVE.match(line.strip())
+        if not match:
+            return None
+        if match.group(1).lower() == "syntax":
+            return number, match.group(2)
+    return None
+
+
+def _check_instructions(commands, path: str) -> None:
+    """Refuse an instruction docker does not know, before any docker work.
+
+    BuildKit's parser passes any word through (``npm run build`` is an
+    instruction ``npm`` to it), and docker stops only when it builds. A
+    custom frontend (``# syntax=``) may know more, so it is not checked then.
+    """
+    for command in commands:
+        if command.cmd.upper() not in INSTRUCTIONS:
+            raise ConfigError(
+                f"{path}:{command.start_line}: unknown instruction {command.cmd!r}; docker "
+                "refuses it: fix the line (a continued line missing its trailing '\\'?)"
+            )
 
 
 def _ascii_only(text: str) -> str:

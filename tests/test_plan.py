@@ -1091,9 +1091,9 @@ def test_the_plan_names_skipped_stages_build_args_and_build_contexts():
     assert plan.build_contexts == {"tools": "/srv/tools"}
     assert plan.dockerfile_inline is False
     assert plan.warnings == (
-        "service 'app' uses additional_contexts (tools), which only a docker client "
-        "with buildx passes on (builder: classic, asked for with --builder classic), "
-        "so building it will stop",
+        "service 'app' uses additional_contexts (tools), which only BuildKit driven by a "
+        "docker client with buildx passes on (builder: classic, asked for with --builder "
+        "classic), so building it will stop; install docker-buildx and use --builder buildkit",
     )
     assert plan.build_contexts_supported is False
 
@@ -1552,9 +1552,10 @@ def test_additional_contexts_on_a_client_without_buildx_are_a_warning_naming_it(
     )
 
     assert plan.warnings == (
-        "service 'app' uses additional_contexts (tools), which only a docker client "
-        "with buildx passes on (builder: buildkit, auto: docker client 20.10.24+dfsg1 "
-        "can build with BuildKit), so building it will stop",
+        "service 'app' uses additional_contexts (tools), which only BuildKit driven by a "
+        "docker client with buildx passes on (builder: buildkit, auto: docker client "
+        "20.10.24+dfsg1 can build with BuildKit), so building it will stop; install "
+        "docker-buildx and use --builder buildkit",
     )
     assert plan.build_contexts_supported is False
     # Still passed on: the build stops before running it.

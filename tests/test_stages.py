@@ -633,3 +633,46 @@ def test_a_reused_stage_name_is_refused_for_classic_and_the_later_stage_s_for_bu
         "Dockerfile:1: stage name 'a' is used again at line 3; BuildKit builds the "
         "later stage for that name, so this one is stage #0",
     )
+
+
+def test_an_unknown_instruction_is_an_error_naming_file_and_line():
+    # A continued RUN whose line lost its trailing backslash: BuildKit's
+    # parser reads "npm" as an instruction, docker refuses it when building.
+    text = "FROM busybox AS build\nRUN echo a && \\\n    echo b\nnpm run build\nFROM build\n"
+
+    with pytest.raises(ConfigError) as error:
+        parse_dockerfile(text, "web/Dockerfile", {})
+
+    assert str(error.value) == (
+        "web/Dockerfile:4: unknown instruction 'npm'; docker refuses it: fix the line "
+        "(a continued line missing its trailing '\\'?)"
+    )
+
+
+def test_every_instruction_docker_knows_passes_in_any_case():
+    text = (
+        "ARG BASE=busybox\nfrom $BASE AS a\nmaintainer me\nlabel a=b\nenv A=1\nworkdir /x\n"
+        "add a /a\ncopy a /b\nrun true\nuser 1\nvolume /v\nexpose 80\nstopsignal SIGTERM\n"
+        'healthcheck NONE\nshell ["/bin/sh", "-c"]\nonbuild RUN true\nentrypoint ["sh"]\n'
+        'cmd ["true"]\n'
+    )
+
+    assert [s.key for s in parse_dockerfile(text, "Dockerfile", {}).stages] == ["a"]
+
+
+def test_a_syntax_directive_is_named_in_a_note_and_lets_its_frontend_judge_instructions():
+    text = "# escape=`\n# syntax=docker/dockerfile:1.4\nFROM busybox AS a\nFOO bar\n"
+
+    dockerfile = parse_dockerfile(text, "Dockerfile", {})
+
+    assert dockerfile.notes == (
+        "Dockerfile:2: '# syntax=docker/dockerfile:1.4' asks BuildKit to build with that "
+        "frontend image, which it pulls from its registry at build time: the daemon must "
+        "reach it (the classic builder ignores the line)",
+    )
+
+
+def test_a_syntax_comment_after_the_first_instruction_is_no_directive():
+    text = "FROM busybox AS a\n# syntax=docker/dockerfile:1\nRUN true\n"
+
+    assert parse_dockerfile(text, "Dockerfile", {}).notes == ()
