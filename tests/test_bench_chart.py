@@ -1,4 +1,8 @@
-"""The benchmark's chart (bench/chart.py) and the figures run.py feeds it: no docker."""
+"""The benchmark's chart (bench/chart.py) and the figures run.py feeds it: no docker.
+
+NOTE: needs the bench extra (matplotlib) as well as the test extra; devkit/setup.sh
+installs both. Not skipped without it: a chart test that skips proves nothing.
+"""
 
 from __future__ import annotations
 
