@@ -325,7 +325,9 @@ def test_an_unknown_key_in_invoke_yaml_is_a_one_line_error(inv, project):
 def test_a_missing_service_is_a_one_line_error(inv):
     line = one_line_error(inv("ci-load.plan"))
 
-    assert line == ("ci-load plan: no main service: pass --service NAME or set ci_load.service")
+    assert line == (
+        "ci-load plan: no main service: pass --service NAME (repeatable) or --all, or set ci_load.service"
+    )
 
 
 def test_an_undefined_service_is_a_one_line_error_naming_it_and_the_compose_file(inv, project):

@@ -318,7 +318,9 @@ def test_a_plan_without_a_service_is_an_error():
     with pytest.raises(ConfigError) as error:
         make_plan(settings(service=None), rendered("shop.yml"), SHOP_DOCKERFILE, WORKDIR)
 
-    assert str(error.value) == ("no main service: pass --service NAME or set ci_load.service")
+    assert str(error.value) == (
+        "no main service: pass --service NAME (repeatable) or --all, or set ci_load.service"
+    )
 
 
 def test_a_compose_service_named_like_a_generated_one_stays_out_of_the_stages_file():
