@@ -26,6 +26,7 @@ TASKS = ["plan", "pull", "recipes", "build", "push", "run"]
 # An override compose file that renames the main service's image.
 OVERRIDE = "services:\n  app:\n    image: example/app:2.0\n"
 SHARED_FLAGS = [
+    "--all",
     "--builder",
     "--cache-repo",
     "--cache-version",
@@ -326,7 +327,8 @@ def test_a_missing_service_is_a_one_line_error(inv):
     line = one_line_error(inv("ci-load.plan"))
 
     assert line == (
-        "ci-load plan: no main service: pass --service NAME (repeatable) or --all, or set ci_load.service"
+        "ci-load plan: no main service: pass --service NAME (repeatable) or --all, "
+        "or set ci_load.service"
     )
 
 
