@@ -319,11 +319,15 @@ def group_services(config: Mapping, names: Sequence[str], files) -> List[Tuple[s
     """``names`` in groups that build alike but for ``target`` (same
     Dockerfile, context, build args and network), in order of first
     appearance: a group builds its stages once for all its services."""
-    groups: Dict[tuple, List[str]] = {}
+    groups: List[Tuple[tuple, List[str]]] = []  # (identity, services); args are a dict
     for name in names:
         identity = _build_identity(read_service(config, name, files))
-        groups.setdefault(identity, []).append(name)
-    return [tuple(group) for group in groups.values()]
+        group = next((g for i, g in groups if i == identity), None)
+        if group is None:
+            groups.append((identity, [name]))
+        else:
+            group.append(name)
+    return [tuple(group) for _, group in groups]
 
 
 def _others_by_group(config, settings: Settings, groups) -> Dict[str, Tuple[str, ...]]:
