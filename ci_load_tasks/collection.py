@@ -407,7 +407,7 @@ def _check_report_path(path) -> None:
 def describe_all(plans) -> str:
     """The plans of a run as text: one as always; several group by group,
     then the commands of the whole run."""
-    if len(plans) == 1:
+    if not plans[0].services:
         return describe(plans[0])
     lines = [f"main services: {', '.join(s for p in plans for s in p.services)}"]
     lines.append(f"groups (services that build alike share their stage builds): {len(plans)}")

@@ -170,7 +170,7 @@ class Plan:
 def run_commands(plans: Sequence[Plan]) -> List[str]:
     """Every command of a whole run over the plans of ``make_plans``: the one
     pull, each group's recipes, builds and tags, the one push."""
-    if len(plans) == 1:
+    if not plans[0].services:  # a run of one main service
         return plans[0].commands()
     first = plans[0]
     found = [shell_line(first.pull)] if first.cache_repo and first.pull else []
@@ -184,8 +184,8 @@ def run_commands(plans: Sequence[Plan]) -> List[str]:
 
 def plans_as_json(plans: Sequence[Plan]) -> dict:
     """What ``plan --json`` prints: a one-service plan as it always was;
-    several groups as ``{"services", "plans", "commands"}``."""
-    if len(plans) == 1:
+    several main services as ``{"services", "plans", "commands"}``, a plan per group."""
+    if not plans[0].services:
         return plans[0].as_json()
     return {
         "services": [name for plan in plans for name in plan.services],

@@ -1182,3 +1182,37 @@ def test_a_named_workdir_loses_what_the_run_wrote_and_keeps_everything_else(tmp_
 
     assert path == str(workdir)
     assert sorted(p.name for p in workdir.iterdir()) == ["notes.txt", "recipes.yml"]
+
+
+# -- several main services ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, env",
+    [
+        pytest.param(["--service", "app", "--service", "app-test"], {}, id="repeated --service"),
+        pytest.param(["--all"], {}, id="--all"),
+        pytest.param(
+            [], {"INVOKE_CI_LOAD_SERVICE": "app,app-test"}, id="a list in the environment"
+        ),
+    ],
+)
+def test_plan_json_of_several_services_holds_a_plan_per_group(args, env, inv):
+    data = plan_json(inv("ci-load.plan", "--json", *args, env=env))
+
+    assert data["services"] == ["app", "app-test"]
+    (group,) = data["plans"]
+    assert (group["service"], group["services"]) == ("app", ["app", "app-test"])
+    assert group["finals"] == {
+        "app": "ci-load-local/cliapp:app_final",
+        "app-test": "ci-load-local/cliapp:app-test_final",
+    }
+
+
+def test_all_and_service_flags_together_are_a_one_line_error(inv):
+    line = one_line_error(inv("ci-load.plan", "--all", "--service", "app"))
+
+    assert line == (
+        "ci-load plan: --all and --service are both given (flags): --all takes every "
+        "service with a build section, --service names them; give one of them"
+    )

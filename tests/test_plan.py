@@ -1887,3 +1887,13 @@ def test_under_buildkit_the_other_main_services_target_is_built_right_after_the_
         ("shop", False),
         ("build", False),
     ]
+
+
+def test_one_group_of_two_services_still_pulls_and_pushes_in_the_run_commands():
+    (plan,) = shop_plans(services=("shop", "shop-build"))
+
+    commands = run_commands((plan,))
+
+    assert commands[0] == shlex.join(plan.pull)
+    assert commands[-1].endswith("push " + " ".join(push_services(plan, plan.pushed)[-8:]))
+    assert list(plans_as_json((plan,))) == ["services", "plans", "commands"]
