@@ -1895,5 +1895,11 @@ def test_one_group_of_two_services_still_pulls_and_pushes_in_the_run_commands():
     commands = run_commands((plan,))
 
     assert commands[0] == shlex.join(plan.pull)
-    assert commands[-1].endswith("push " + " ".join(push_services(plan, plan.pushed)[-8:]))
+    assert commands[-1] == "COMPOSE_PARALLEL_LIMIT=4 " + shlex.join(
+        push_services(plan, plan.pushed)
+    )
+    assert commands[-1].endswith(
+        " push g1_cache_final "
+        + " ".join([*(f"g1_cache_stage_{s}" for s in STAGES), "g1_cache_final_shop-build"])
+    )
     assert list(plans_as_json((plan,))) == ["services", "plans", "commands"]
