@@ -6,11 +6,12 @@ its name there is ``ci-load``, so ``inv ci-load.build --service app`` works.
 Every task reads the same settings from invoke config under ``ci_load`` (an
 ``invoke.yaml`` key, or ``INVOKE_CI_LOAD_<KEY>`` in the environment) and from
 its flags; a flag beats config, config beats the default. Repeatable flags
-(``--compose-file``, ``--other-service``, ``--other-repo``) replace the
-configured list rather than add to it, and from the environment a list is one
-string: compose files separated by ``:`` (as in ``COMPOSE_FILE``), services
-and repos by commas or spaces. ``keep`` can be switched on by a flag but not
-off, since invoke flags have no "unset" value.
+(``--compose-file``, ``--service``, ``--other-service``, ``--other-repo``)
+replace the configured list rather than add to it, and from the environment a
+list is one string: compose files separated by ``:`` (as in
+``COMPOSE_FILE``), services and repos by commas or spaces. ``keep`` and
+``all`` can be switched on by a flag but not off, since invoke flags have no
+"unset" value.
 
 invoke's ``--dry`` prints every docker and compose command without running
 it; commands that only read (``compose config``) still run, because the
@@ -31,8 +32,8 @@ from invoke import Collection, Exit, Task, task
 
 from . import steps
 from .errors import CiLoadError, CommandError, ConfigError
-from .plan import Plan
-from .project import plan_for
+from .plan import Plan, plans_as_json, run_commands
+from .project import plans_for
 from .report import Report
 from .runner import Runner
 from .settings import DEFAULTS, Settings
@@ -55,7 +56,12 @@ SHARED_FLAGS = {
     ),
     "service": (
         "service",
-        "the main service: the one whose Dockerfile stages are cached (required)",
+        "a main service: one whose Dockerfile stages are cached; repeatable (this or --all "
+        "is required)",
+    ),
+    "all": (
+        "all",
+        "every service with a build section is a main service (not with --service)",
     ),
     "other_service": (
         "other_services",
@@ -97,7 +103,9 @@ SHARED_FLAGS = {
     ),
     "keep": ("keep", "keep the generated files after the run"),
 }
-REPEATABLE = ["compose_file", "env_file", "other_service", "other_repo"]
+REPEATABLE = ["compose_file", "env_file", "service", "other_service", "other_repo"]
+# Flags that can only switch their setting on (see Settings.resolve).
+SWITCHES = ("keep", "all")
 
 
 def pipeline_task(**own_help):
@@ -114,7 +122,7 @@ def pipeline_task(**own_help):
             inspect.Parameter(
                 name,
                 inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                default=False if name == "keep" else None,
+                default=False if name in SWITCHES else None,
             )
             for name in SHARED_FLAGS
         ]
@@ -275,10 +283,11 @@ def plan(c, settings, runner, json=False):
         runner = Runner(dry=runner.dry, out=sys.stderr)
     try:
         with workspace(settings, runner) as workdir:
-            the_plan = plan_for(settings, runner, workdir)
+            plans = plans_for(settings, runner, workdir)
             if settings.keep:
-                steps.write_files(the_plan, the_plan.files)
-        print(dumps(the_plan.as_json(), indent=2) if json else describe(the_plan))
+                for the_plan in plans:
+                    steps.write_files(the_plan, the_plan.files)
+        print(dumps(plans_as_json(plans), indent=2) if json else describe_all(plans))
     except BrokenPipeError:
         # `inv ci-load.plan | head`: the reader has all it wanted.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -353,18 +362,18 @@ def _run_steps(
     started = time.monotonic()
     try:
         with workspace(settings, runner) as workdir:
-            the_plan = plan_for(settings, runner, workdir, need_daemon=not runner.dry)
-            report.builder = the_plan.builder
-            for warning in the_plan.warnings:
+            plans = plans_for(settings, runner, workdir, need_daemon=not runner.dry)
+            report.builder = plans[0].builder
+            for warning in dict.fromkeys(w for the_plan in plans for w in the_plan.warnings):
                 runner.say(f"warning: {warning}")
             for step in chosen:
                 try:
                     with steps.timed(report, STEP_NAMES[step], runner):
-                        step(the_plan, runner, report)
+                        steps.run_step(step, plans, runner, report)
                 except CommandError as error:
                     if push_partial and step is steps.build and error.exit_code is not None:
                         with steps.timed(report, "push", runner):
-                            steps.push_partial(the_plan, runner, report, error)
+                            steps.push_partial_groups(plans, runner, report, error)
                     raise
     except CiLoadError as error:
         report.error = str(error)
@@ -395,7 +404,22 @@ def _check_report_path(path) -> None:
         )
 
 
-def describe(the_plan: Plan) -> str:
+def describe_all(plans) -> str:
+    """The plans of a run as text: one as always; several group by group,
+    then the commands of the whole run."""
+    if not plans[0].services:
+        return describe(plans[0])
+    lines = [f"main services: {', '.join(s for p in plans for s in p.services)}"]
+    lines.append(f"groups (services that build alike share their stage builds): {len(plans)}")
+    for the_plan in plans:
+        lines += ["", f"=== group {', '.join(the_plan.services)} ==="]
+        lines.append(describe(the_plan, with_commands=False))
+    lines += ["", "commands of a whole run:"]
+    lines += [f"+ {line}" for line in run_commands(plans)]
+    return "\n".join(lines)
+
+
+def describe(the_plan: Plan, with_commands: bool = True) -> str:
     """The plan as text for people."""
     images = the_plan.cache_images
     lines = [
@@ -413,14 +437,17 @@ def describe(the_plan: Plan) -> str:
         *(f"  stage {s}: {i}" for s, i in images.stages.items()),
         *(f"  recipe {r}: {i}" for r, i in images.recipes.items()),
     ]
+    for name, image in list(the_plan.finals.items())[1:]:
+        lines.append(f"  final of {name}: {image}")
     for other in the_plan.other_cache_images:
         lines.append(f"  also read from: {other.final} and its stages")
     for warning in the_plan.warnings:
         lines.append(f"warning: {warning}")
     for name, text in the_plan.files.items():
         lines += ["", f"--- generated {name} ---", text.rstrip("\n")]
-    lines += ["", "commands of a whole run:"]
-    lines += [f"+ {line}" for line in the_plan.commands()]
+    if with_commands:
+        lines += ["", "commands of a whole run:"]
+        lines += [f"+ {line}" for line in the_plan.commands()]
     return "\n".join(lines)
 
 

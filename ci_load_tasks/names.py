@@ -93,10 +93,17 @@ def cache_images(
     version: Optional[str],
     stages: Iterable[str],
     recipes: Iterable[str],
+    several: bool = False,
 ) -> CacheImages:
+    """The cache image names of ``service`` in ``location``.
+
+    ``several``: the run has several main services, so every tag names its
+    service: a location's tag prefix ``P`` stands where the cache version
+    would, ``R:P_S_final``, and two services never share a name.
+    """
     head: List[Optional[str]]
     if location.prefix:
-        head = [location.prefix]
+        head = [location.prefix, service] if several else [location.prefix]
     else:
         head = [version, service]
 

@@ -114,9 +114,28 @@ class Plan:
     stage_needs: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
     retries: int = 2  # of each pull, registry check, push and registry-failed build
     retry_delay: float = 1.0  # seconds before the first retry, doubled after
+    # Only in a run of several main services (see ``make_plans``), where this
+    # plan is one group's: its main services (``service`` first, which names
+    # the group's stage cache images) and each one's final cache image.
+    services: Tuple[str, ...] = ()
+    finals: Dict[str, str] = field(default_factory=dict)
 
     def path(self, name: str) -> str:
         return os.path.join(self.workdir, name)
+
+    @property
+    def group(self) -> Optional[str]:
+        """The group's name in a run of several main services (its first
+        service), else None."""
+        return self.service if self.services else None
+
+    @property
+    def stages_file(self) -> str:
+        return f"{self.group}.{STAGES_FILE}" if self.group else STAGES_FILE
+
+    @property
+    def recipes_file(self) -> str:
+        return f"{self.group}.{RECIPES_FILE}" if self.group else RECIPES_FILE
 
     @property
     def dockerfiles(self) -> List[str]:
@@ -129,18 +148,50 @@ class Plan:
         data["cache_images"] = self.cache_images.as_dict()
         data["other_cache_images"] = [c.as_dict() for c in self.other_cache_images]
         data["commands"] = self.commands()
+        if not self.services:
+            # A one-service plan keeps the shape it always had.
+            del data["services"], data["finals"]
         return data
 
     def commands(self) -> List[str]:
         """Every command of a whole run (pull, recipes, build, push), in order,
-        as shell lines."""
-        found = [shell_line(self.pull)] if self.cache_repo and self.pull else []
+        as shell lines; for one group of several, only its own builds and tags
+        (``run_commands`` has the whole run)."""
+        shared = self.cache_repo and not self.services
+        found = [shell_line(self.pull)] if shared and self.pull else []
         found += [shell_line(b.argv, self.build_env) for b in self.recipe_builds]
         found += [shell_line(b.argv, self.build_env) for b in self.builds]
         found += [shell_line(t.argv) for t in self.tags]
-        if self.cache_repo:
+        if shared:
             found.append(shell_line(push_services(self, self.pushed), self.push_env))
         return found
+
+
+def run_commands(plans: Sequence[Plan]) -> List[str]:
+    """Every command of a whole run over the plans of ``make_plans``: the one
+    pull, each group's recipes, builds and tags, the one push."""
+    if not plans[0].services:  # a run of one main service
+        return plans[0].commands()
+    first = plans[0]
+    found = [shell_line(first.pull)] if first.cache_repo and first.pull else []
+    for plan in plans:
+        found += plan.commands()
+    if first.cache_repo:
+        pushed = [image for plan in plans for image in plan.pushed]
+        found.append(shell_line(push_services(first, pushed), first.push_env))
+    return found
+
+
+def plans_as_json(plans: Sequence[Plan]) -> dict:
+    """What ``plan --json`` prints: a one-service plan as it always was;
+    several main services as ``{"services", "plans", "commands"}``, a plan per group."""
+    if not plans[0].services:
+        return plans[0].as_json()
+    return {
+        "services": [name for plan in plans for name in plan.services],
+        "plans": [plan.as_json() for plan in plans],
+        "commands": run_commands(plans),
+    }
 
 
 def _build_identity(build: ServiceBuild) -> tuple:
@@ -161,16 +212,220 @@ def make_plan(
     builder: Optional[Builder] = None,
     facts: Optional[DockerFacts] = None,
 ) -> Plan:
-    """Plan a run for ``settings`` from the rendered compose ``config``.
+    """Plan a run of one main service, ``settings.service``, from the
+    rendered compose ``config``.
 
     ``dockerfile_text`` is the main service's Dockerfile; ``recipe_config`` is
     the rendered recipe compose file, when one is configured. ``builder`` is
     the builder chosen for the docker in use (``facts``); classic if not given.
     """
-    builder = builder or CLASSIC
     if not settings.service:
-        raise ConfigError("no main service: pass --service NAME or set ci_load.service")
-    service = settings.service
+        raise ConfigError(NO_SERVICE)
+    return _group_plan(
+        settings,
+        config,
+        dockerfile_text,
+        workdir,
+        recipe_config,
+        builder or CLASSIC,
+        facts,
+        (settings.service,),
+        settings.other_services,
+    )
+
+
+NO_SERVICE = "no main service: pass --service NAME (repeatable) or --all, or set ci_load.service"
+
+
+def make_plans(
+    settings: Settings,
+    config: Mapping,
+    dockerfile_texts: Mapping[str, str],
+    workdir: str,
+    recipe_config: Optional[Mapping] = None,
+    builder: Optional[Builder] = None,
+    facts: Optional[DockerFacts] = None,
+) -> Tuple[Plan, ...]:
+    """Plan a run of every main service (``--service``, repeatable, or
+    ``--all``): one plan per group of services that build alike but for
+    ``target`` (see ``group_services``).
+
+    ``dockerfile_texts`` maps each main service to its Dockerfile's text.
+    One main service gives ``(make_plan(...),)``, names and files unchanged.
+    With several, every tag names its service (``R:S_stage_X`` also under a
+    ``R:P`` location: ``R:P_S_stage_X``); a group's stage cache images are
+    named after its first service, each main service has its own final cache
+    image, and every group plan carries the run's one push_pull file and
+    registry checks, so a single compose call pulls or pushes them all.
+    """
+    builder = builder or CLASSIC
+    mains = main_services(settings, config)
+    if len(mains) == 1:
+        one = replace(settings, services=mains, all=False)
+        return (
+            make_plan(
+                one, config, dockerfile_texts[mains[0]], workdir, recipe_config, builder, facts
+            ),
+        )
+
+    groups = group_services(config, mains, settings.compose_files)
+    others = _others_by_group(config, settings, groups)
+    plans = [
+        _group_plan(
+            settings,
+            config,
+            dockerfile_texts[group[0]],
+            workdir,
+            recipe_config,
+            builder,
+            facts,
+            group,
+            others[group[0]],
+            several=True,
+        )
+        for group in groups
+    ]
+    _check_distinct_names(plans)
+    return _share_pull_and_push(plans, workdir)
+
+
+def main_services(settings: Settings, config: Mapping) -> Tuple[str, ...]:
+    """The main services, in the order given, or with --all every service
+    that has a build section, in compose file order.
+
+    Each named one must exist and have a build section (``read_service``
+    says so in one line otherwise).
+    """
+    where = describe_files(settings.compose_files)
+    if settings.all:
+        found = tuple(
+            name for name, entry in services(config).items() if (entry or {}).get("build")
+        )
+        if not found:
+            raise ConfigError(
+                f"--all: no service in {where} has a build section; add build: to the "
+                "services ci-load should build, or name them with --service"
+            )
+        return found
+    if not settings.services:
+        raise ConfigError(NO_SERVICE)
+    found = tuple(dict.fromkeys(settings.services))
+    for name in found:
+        read_service(config, name, settings.compose_files)
+    return found
+
+
+def group_services(config: Mapping, names: Sequence[str], files) -> List[Tuple[str, ...]]:
+    """``names`` in groups that build alike but for ``target`` (same
+    Dockerfile, context, build args and network), in order of first
+    appearance: a group builds its stages once for all its services."""
+    groups: List[Tuple[tuple, List[str]]] = []  # (identity, services); args are a dict
+    for name in names:
+        identity = _build_identity(read_service(config, name, files))
+        group = next((g for i, g in groups if i == identity), None)
+        if group is None:
+            groups.append((identity, [name]))
+        else:
+            group.append(name)
+    return [tuple(group) for _, group in groups]
+
+
+def _others_by_group(config, settings: Settings, groups) -> Dict[str, Tuple[str, ...]]:
+    """group's first service -> the other services tagged from its images.
+
+    An other service belongs to the group that builds like it. One that is
+    also a main service is an error: it would be tagged twice.
+    """
+    found: Dict[str, List[str]] = {group[0]: [] for group in groups}
+    mains = [name for group in groups for name in group]
+    for name in dict.fromkeys(settings.other_services):
+        if name in mains:
+            raise ConfigError(
+                f"service {name!r} is both a main service (--service/--all) and an "
+                "--other-service; a main service gets its own final cache image, so "
+                "leave it out of --other-service"
+            )
+        image = service_image(config, name, settings.compose_files)
+        if (services(config).get(name) or {}).get("build") is None:
+            raise ConfigError(
+                f"other service {name!r} has no build section, so it is not built "
+                "from a main service's Dockerfile; ci-load would overwrite its "
+                f"image {image}. Leave it out of --other-service"
+            )
+        identity = _build_identity(read_service(config, name, settings.compose_files))
+        group = next(
+            (
+                g
+                for g in groups
+                if _build_identity(read_service(config, g[0], settings.compose_files)) == identity
+            ),
+            None,
+        )
+        if group is None:
+            raise ConfigError(
+                f"other service {name!r} does not build like any main service "
+                f"({', '.join(mains)}): Dockerfile, context, build args or network "
+                "differ, so no image ci-load builds is its image; leave it out of "
+                "--other-service or make it a main service"
+            )
+        found[group[0]].append(name)
+    return {first: tuple(names) for first, names in found.items()}
+
+
+def _check_distinct_names(plans: Sequence[Plan]) -> None:
+    """No two groups may write the same cache image (a service named like
+    another's stage image could: ``a_stage`` + ``final`` vs ``a`` + stage
+    ``final``)."""
+    owner: Dict[str, str] = {}
+    for plan in plans:
+        images = [*plan.cache_images.all(), *plan.finals.values()]
+        for other in plan.other_cache_images:
+            images += other.all()
+        for image in dict.fromkeys(images):
+            if image in owner and owner[image] != plan.service:
+                raise ConfigError(
+                    f"cache image {image} would be written by the groups of both "
+                    f"{owner[image]!r} and {plan.service!r}; rename a service or stage, "
+                    "or run ci-load for them separately with their own --cache-version"
+                )
+            owner[image] = plan.service
+
+
+def _share_pull_and_push(plans: Sequence[Plan], workdir: str) -> Tuple[Plan, ...]:
+    """Give every group plan the run's one push_pull file and every registry
+    check, so one compose call pulls (and pushes) the images of all groups."""
+    entries = []
+    for index, plan in enumerate(plans, 1):
+        entries += _push_pull_services(
+            plan.cache_images, plan.other_cache_images, plan.finals, f"g{index}_"
+        )
+    names = ", ".join(name for plan in plans for name in plan.services)
+    text = _render_push_pull(names, entries, workdir)
+    _check_generated(PUSH_PULL_FILE, text)
+    checks = {image: argv for plan in plans for image, argv in plan.registry_checks.items()}
+    return tuple(
+        replace(plan, files={**plan.files, PUSH_PULL_FILE: text}, registry_checks=checks)
+        for plan in plans
+    )
+
+
+def _group_plan(
+    settings: Settings,
+    config: Mapping,
+    dockerfile_text: str,
+    workdir: str,
+    recipe_config: Optional[Mapping],
+    builder: Builder,
+    facts: Optional[DockerFacts],
+    group: Sequence[str],
+    other_services: Sequence[str],
+    several: bool = False,
+) -> Plan:
+    """Plan the builds of ``group``: main services that build alike but for
+    ``target`` (the first one's build is the group's), and the other
+    services to tag from them. ``several``: the run has other groups or
+    services too, which changes the names (see ``make_plans``)."""
+    service, extra_mains = group[0], tuple(group[1:])
     build = read_service(config, service, settings.compose_files)
     generated_dockerfiles = {}
     inline = build.dockerfile_inline
@@ -189,8 +444,13 @@ def make_plan(
         reused_names=builder.buildkit,
     )
     main_target = _target_stage(dockerfile, build.target, service)
-    other_targets = _other_service_targets(config, settings, build, dockerfile, main_target)
-    targets = [main_target, *(t for _, t, _ in other_targets)]
+    other_targets = _other_service_targets(
+        config, settings, build, dockerfile, main_target, other_services
+    )
+    main_targets = _main_service_targets(
+        config, settings, build, dockerfile, main_target, extra_mains
+    )
+    targets = [main_target, *(t for _, t, _ in (*other_targets, *main_targets))]
 
     warnings = list(dockerfile.notes)
     needed = dockerfile.needed_for(targets)
@@ -216,16 +476,25 @@ def make_plan(
     _check_recipes(recipes, settings, recipe_config)
 
     location = _main_location(settings, config)
-    cache = cache_images(location, service, settings.cache_version, stage_names, recipes)
+    cache = cache_images(location, service, settings.cache_version, stage_names, recipes, several)
     others = tuple(
         cache_images(
-            CacheLocation.parse(repo), service, settings.cache_version, stage_names, recipes
+            CacheLocation.parse(repo),
+            service,
+            settings.cache_version,
+            stage_names,
+            recipes,
+            several,
         )
         for repo in settings.other_repos
     )
-    cache_from = _cache_from(
-        build, [image for _, _, image in other_targets], settings, cache, others, builder
-    )
+    # Each main service of the group has its own final cache image; the
+    # first one's is the group's own final image.
+    finals = {service: cache.final}
+    for name in extra_mains:
+        finals[name] = cache_images(location, name, settings.cache_version, (), (), True).final
+    tagged_images = [image for _, _, image in (*other_targets, *main_targets) if image]
+    cache_from = _cache_from(build, tagged_images, settings, cache, others, builder)
 
     docker = settings.docker
     for stage_key, text in pruned.items():
@@ -234,7 +503,7 @@ def make_plan(
     builds = _builds(
         docker,
         config,
-        settings,
+        (*other_services, *extra_mains),
         build,
         main_target,
         stage_names,
@@ -244,25 +513,38 @@ def make_plan(
         dockerfile_of,
     )
     if builder.buildkit:
-        builds = _in_buildkit_order(builds, [t.name for _, t, _ in other_targets])
-    tags = tuple(
-        _tag(docker, cache.final if stage is main_target else cache.stages[stage.name], image)
-        for _, stage, image in other_targets
+        builds = _in_buildkit_order(builds, [t.name for _, t, _ in (*other_targets, *main_targets)])
+
+    def image_of(stage: Stage) -> str:
+        # A target other than the main one has a name (checked above).
+        return cache.final if stage is main_target or not stage.name else cache.stages[stage.name]
+
+    tags = tuple(_tag(docker, image_of(stage), image) for _, stage, image in other_targets)
+    # Another main service of the group: its image, and its final cache image.
+    tags += tuple(
+        _tag(docker, image_of(stage), target)
+        for name, stage, image in main_targets
+        for target in (image, finals[name])
+        if target
     )
     recipe_builds = tuple(
         _recipe_build(docker, settings, recipe_config, recipe, cache, others, builder)
         for recipe in recipes
     )
 
-    push_pull_services = _push_pull_services(cache, others)
+    push_pull_services = _push_pull_services(cache, others, finals)
+    stages_file = f"{service}.{STAGES_FILE}" if several else STAGES_FILE
     generated = {
         PUSH_PULL_FILE: _render_push_pull(service, push_pull_services, workdir),
-        STAGES_FILE: _render_stages(
+        stages_file: _render_stages(
             settings,
             build,
             builds,
             cache_from,
-            other_targets,
+            [
+                *other_targets,
+                *((name, stage, image or finals[name]) for name, stage, image in main_targets),
+            ],
             config,
             builder,
             dockerfile_of,
@@ -270,7 +552,8 @@ def make_plan(
         ),
     }
     if recipes:
-        generated[RECIPES_FILE] = _render_recipes(settings, recipes, cache, others)
+        recipes_file = f"{service}.{RECIPES_FILE}" if several else RECIPES_FILE
+        generated[recipes_file] = _render_recipes(settings, recipes, cache, others)
     for name, text in generated.items():
         _check_generated(name, text)
     generated.update(generated_dockerfiles)
@@ -292,6 +575,7 @@ def make_plan(
                 "--cache-version or service name keeps tags readable"
             )
     wanted = [image for images in (cache, *others) for image in images.all()]
+    wanted += [finals[name] for name in extra_mains]
     return Plan(
         service=service,
         compose_files=settings.compose_files,
@@ -321,7 +605,7 @@ def make_plan(
         builds=builds,
         tags=tags,
         push=(*push_pull, "push"),
-        pushed=tuple(cache.all()),
+        pushed=(*cache.all(), *(finals[name] for name in extra_mains)),
         list_images=(
             *docker,
             "image",
@@ -342,12 +626,21 @@ def make_plan(
             for s in needed
             if s.name
         },
+        services=tuple(group) if several else (),
+        finals=finals if several else {},
     )
 
 
 def push_services(plan: "Plan", images: Sequence[str]) -> Argv:
-    """The push command for just ``images`` (cache images of the main location)."""
-    by_image = {image: name for name, image in _push_pull_services(plan.cache_images, ())}
+    """The push command for just ``images`` (cache images of the main location).
+
+    The compose service of each image is read from the plan's push_pull
+    file, which in a run of several groups holds every group's images.
+    """
+    entries = yaml.safe_load(plan.files[PUSH_PULL_FILE])["services"]
+    by_image: Dict[str, str] = {}
+    for name, entry in entries.items():
+        by_image.setdefault(entry["image"], name)  # the main location's comes first
     return (*plan.push, *(by_image[image] for image in images))
 
 
@@ -398,7 +691,7 @@ def _docker_build_args(build: ServiceBuild, builder: Builder) -> Dict[str, Optio
 def _builds(
     docker,
     config,
-    settings,
+    tagged_services: Sequence[str],
     build: ServiceBuild,
     main_target: Stage,
     stage_names,
@@ -413,7 +706,7 @@ def _builds(
         if stage == main_target.name:
             continue  # the service's own build makes it; see final_images below
         compose_service = f"{build.service}_stage_{stage}"
-        if compose_service in settings.other_services:
+        if compose_service in tagged_services:
             raise ConfigError(
                 f"other service {compose_service!r} has the name ci-load gives the "
                 f"build of stage {stage!r} in its generated stages file; rename "
@@ -522,7 +815,7 @@ def _target_stage(dockerfile: Dockerfile, target: Optional[str], service: str) -
 
 
 def _other_service_targets(
-    config, settings, build: ServiceBuild, dockerfile: Dockerfile, main_target: Stage
+    config, settings, build: ServiceBuild, dockerfile: Dockerfile, main_target: Stage, names
 ):
     """(service, the stage it builds, its image) for each other service.
 
@@ -530,8 +823,8 @@ def _other_service_targets(
     the same Dockerfile, context and args as the main service.
     """
     found = []
-    for name in dict.fromkeys(settings.other_services):
-        if name == settings.service:
+    for name in dict.fromkeys(names):
+        if name == build.service:
             continue  # the main service is built and tagged anyway
         image = service_image(config, name, settings.compose_files)
         if (services(config).get(name) or {}).get("build") is None:
@@ -556,6 +849,25 @@ def _other_service_targets(
                 "that stage (FROM … AS NAME) so ci-load can build and cache it"
             )
         found.append((name, stage, image))
+    return found
+
+
+def _main_service_targets(
+    config, settings, build: ServiceBuild, dockerfile: Dockerfile, main_target: Stage, names
+):
+    """(service, the stage it builds, its image or None) for each other main
+    service of a group; ``group_services`` made sure they build alike."""
+    found = []
+    for name in names:
+        other = read_service(config, name, settings.compose_files)
+        stage = _target_stage(dockerfile, other.target, name)
+        if stage is not main_target and stage.name is None:
+            raise ConfigError(
+                f"service {name!r} builds the last stage of {dockerfile.path}, which has "
+                f"no name and is not what {build.service!r} builds; name that stage "
+                "(FROM … AS NAME) so ci-load can build and cache it"
+            )
+        found.append((name, stage, other.image or _compose_image_name(config, name)))
     return found
 
 
@@ -704,11 +1016,22 @@ def _tag(docker, source, target) -> Tag:
     return Tag(source, target, (*docker, "tag", source, target))
 
 
-def _push_pull_services(cache: CacheImages, others) -> List[Tuple[str, str]]:
-    """(compose service name, image): the main location's, then each other's."""
+def _push_pull_services(
+    cache: CacheImages, others, finals: Optional[Mapping[str, str]] = None, group: str = ""
+) -> List[Tuple[str, str]]:
+    """(compose service name, image): the main location's, then each other's.
+
+    ``finals`` holds the final cache images of a group's main services (the
+    first one's is ``cache.final``); ``group`` sets one group's names apart
+    from another's in the push_pull file of a run of several.
+    """
     found = []
     for prefix, images in [("cache", cache), *((f"other{i}", o) for i, o in enumerate(others, 1))]:
+        prefix = group + prefix
         found.append((f"{prefix}_final", images.final))
+        if images is cache:
+            extra = list((finals or {}).items())[1:]
+            found += [(f"{prefix}_final_{name}", image) for name, image in extra]
         found += [(f"{prefix}_stage_{s}", i) for s, i in images.stages.items()]
         found += [(f"{prefix}_recipe_{r}", i) for r, i in images.recipes.items()]
     return found

@@ -9,14 +9,14 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import yaml
 
 from .builder import Builder, DockerFacts, choose, major_version
 from .compose_config import describe_files, read_service
 from .errors import CommandError, ConfigError
-from .plan import Plan, make_plan
+from .plan import NO_SERVICE, Plan, main_services, make_plans
 from .runner import Runner
 from .settings import Settings
 from .shell import shell_line
@@ -25,7 +25,7 @@ from .shell import shell_line
 @dataclass(frozen=True)
 class Inputs:
     config: dict
-    dockerfile_text: str
+    dockerfile_texts: Dict[str, str]  # main service -> its Dockerfile's text
     recipe_config: Optional[dict]
 
 
@@ -140,8 +140,8 @@ def render_compose(
 
 
 def read_inputs(settings: Settings, runner: Runner) -> Inputs:
-    if not settings.service:
-        raise ConfigError("no main service: pass --service NAME or set ci_load.service")
+    if not settings.services and not settings.all:
+        raise ConfigError(NO_SERVICE)
     check_compose(runner, settings.compose)
     config = render_compose(
         runner,
@@ -150,25 +150,10 @@ def read_inputs(settings: Settings, runner: Runner) -> Inputs:
         settings.project_dir,
         env_files=settings.env_files,
     )
-    build = read_service(config, settings.service, settings.compose_files)
-    try:
-        if build.dockerfile_inline is not None:
-            dockerfile_text = build.dockerfile_inline
-        else:
-            with open(build.dockerfile, encoding="utf-8") as file:
-                dockerfile_text = file.read()
-    except FileNotFoundError:
-        raise ConfigError(
-            f"service {settings.service!r}: Dockerfile {build.dockerfile} does not exist; "
-            "check build.context and build.dockerfile"
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read Dockerfile {build.dockerfile}: {error}") from None
-    if not dockerfile_text.strip():
-        raise ConfigError(
-            f"Dockerfile {build.dockerfile} is empty: give it a FROM line, or check "
-            f"build.dockerfile of service {settings.service!r}"
-        )
+    dockerfile_texts = {
+        service: read_dockerfile(config, service, settings.compose_files)
+        for service in main_services(settings, config)
+    }
 
     recipe_config = None
     if settings.recipe_repo and settings.recipe_compose:
@@ -179,7 +164,31 @@ def read_inputs(settings: Settings, runner: Runner) -> Inputs:
             os.path.dirname(settings.recipe_compose),
             "--recipe-compose",
         )
-    return Inputs(config, dockerfile_text, recipe_config)
+    return Inputs(config, dockerfile_texts, recipe_config)
+
+
+def read_dockerfile(config: dict, service: str, files: Sequence[str]) -> str:
+    """The text of ``service``'s Dockerfile (its dockerfile_inline, or the file)."""
+    build = read_service(config, service, files)
+    try:
+        if build.dockerfile_inline is not None:
+            dockerfile_text = build.dockerfile_inline
+        else:
+            with open(build.dockerfile, encoding="utf-8") as file:
+                dockerfile_text = file.read()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"service {service!r}: Dockerfile {build.dockerfile} does not exist; "
+            "check build.context and build.dockerfile"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read Dockerfile {build.dockerfile}: {error}") from None
+    if not dockerfile_text.strip():
+        raise ConfigError(
+            f"Dockerfile {build.dockerfile} is empty: give it a FROM line, or check "
+            f"build.dockerfile of service {service!r}"
+        )
+    return dockerfile_text
 
 
 def docker_facts(runner: Runner, docker: Sequence[str]) -> DockerFacts:
@@ -246,14 +255,18 @@ def pick_builder(settings: Settings, runner: Runner, need_daemon: bool = False):
     return builder, facts
 
 
-def plan_for(settings: Settings, runner: Runner, workdir: str, need_daemon: bool = False) -> Plan:
+def plans_for(
+    settings: Settings, runner: Runner, workdir: str, need_daemon: bool = False
+) -> Tuple[Plan, ...]:
+    """The plans of a run: one, or one per group of main services (see
+    ``plan.make_plans``)."""
     inputs = read_inputs(settings, runner)
     builder, facts = pick_builder(settings, runner, need_daemon)
     runner.say(f"builder: {builder.name} ({builder.reason})")
-    return make_plan(
+    return make_plans(
         settings,
         inputs.config,
-        inputs.dockerfile_text,
+        inputs.dockerfile_texts,
         workdir,
         inputs.recipe_config,
         builder,

@@ -17,14 +17,23 @@ class StageResult:
     steps: List[Dict] = field(default_factory=list)
     # False: not built, its cache image in the registry is still right.
     built: bool = True
+    # In a run of several main services: the group's first service (None,
+    # and left out of the report, in a run of one).
+    group: Optional[str] = None
 
     @classmethod
-    def from_log(cls, name: str, log: BuildLog, seconds: float) -> "StageResult":
+    def from_log(
+        cls, name: str, log: BuildLog, seconds: float, group: Optional[str] = None
+    ) -> "StageResult":
         steps = [
             {"instruction": s.instruction, "cached": s.cached, "seconds": s.seconds}
             for s in log.steps
         ]
-        return cls(name, log.cached, round(seconds, 3), steps)
+        return cls(name, log.cached, round(seconds, 3), steps, group=group)
+
+    @property
+    def label(self) -> str:
+        return f"{self.group}: {self.name}" if self.group else self.name
 
 
 @dataclass
@@ -44,7 +53,11 @@ class Report:
     error: Optional[str] = None  # why the run stopped, when it failed
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        for result in (*data["stages"], *data["recipes"]):
+            if result["group"] is None:
+                del result["group"]
+        return data
 
     def write(self, path: Optional[str]) -> None:
         if not path:
@@ -58,7 +71,7 @@ class Report:
         rows = [*self.recipes, *self.stages]
         if not rows:
             return ""
-        names = [f"recipe {r.name}" for r in self.recipes] + [s.name for s in self.stages]
+        names = [f"recipe {r.label}" for r in self.recipes] + [s.label for s in self.stages]
         width = max(len("stage"), *(len(n) for n in names))
         lines = [f"{'stage'.ljust(width)}  cache  seconds  steps run"]
         for name, stage in zip(names, rows):

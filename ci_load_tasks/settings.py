@@ -20,7 +20,12 @@ DEFAULTS = {
     "compose_files": None,  # None: the files compose finds by itself
     "env_files": "",
     "project_dir": None,
+    # One name, or several (a list, or one string with commas or spaces):
+    # each is a main service. See ``Settings.services``.
     "service": None,
+    # Every service of the compose files that has a build section is a main
+    # service. None, not False: see ``keep``.
+    "all": None,
     "other_services": "",
     "cache_repo": None,
     "other_repos": "",
@@ -47,7 +52,8 @@ class Settings:
     compose_files: Tuple[str, ...]
     env_files: Tuple[str, ...]
     project_dir: str
-    service: Optional[str]
+    services: Tuple[str, ...]  # the main services, in the order given
+    all: bool  # every service with a build section is a main service
     other_services: Tuple[str, ...]
     cache_repo: Optional[str]
     other_repos: Tuple[str, ...]
@@ -97,11 +103,13 @@ class Settings:
             os.path.dirname(compose_files[0]) if compose_files else os.getcwd()
         )
         docker = _as_command(merged["docker"], "docker")
+        services, everything = _main_services(config, flags, merged)
         return cls(
             compose_files=compose_files,
             env_files=tuple(os.path.abspath(f) for f in _as_list(merged["env_files"], os.pathsep)),
             project_dir=os.path.abspath(project_dir),
-            service=merged["service"] or None,
+            services=services,
+            all=everything,
             other_services=_as_list(merged["other_services"]),
             cache_repo=merged["cache_repo"] or None,
             other_repos=_as_list(merged["other_repos"]),
@@ -119,11 +127,41 @@ class Settings:
             keep=_as_bool(merged["keep"]),
         )
 
+    @property
+    def service(self) -> Optional[str]:
+        """The first main service (None with --all, or with none given)."""
+        return self.services[0] if self.services else None
+
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-_LIST_KEYS = {"compose_files", "env_files", "other_services", "other_repos"}
+def _main_services(config, flags, merged) -> Tuple[Tuple[str, ...], bool]:
+    """The main services named, and whether --all asks for every one.
+
+    ``--all`` and ``--service`` exclude each other. Given at different
+    levels, the flag wins (an invoke.yaml naming the service does not stop a
+    CI job from passing --all); given at the same level, it is an error.
+    """
+    services = _as_list(merged["service"])
+    everything = _as_bool(merged["all"])
+    if services and everything:
+        service_flag = bool(flags.get("service"))
+        all_flag = bool(flags.get("all"))
+        if service_flag and not all_flag:
+            everything = False
+        elif all_flag and not service_flag:
+            services = ()
+        else:
+            where = "flags" if service_flag else "ci_load config"
+            raise ConfigError(
+                f"--all and --service are both given ({where}): --all takes every "
+                "service with a build section, --service names them; give one of them"
+            )
+    return services, everything
+
+
+_LIST_KEYS = {"compose_files", "env_files", "service", "other_services", "other_repos"}
 _COMMAND_KEYS = {"docker", "compose"}
 _NUMBER_KEYS = {"retries", "retry_delay"}
 
@@ -133,7 +171,7 @@ def _check_types(merged: Mapping[str, Any]) -> None:
     for key, value in merged.items():
         if value is None:
             continue
-        if key == "keep":
+        if key in ("keep", "all"):
             ok = isinstance(value, bool) or (
                 isinstance(value, str) and value.strip().lower() in _BOOLEAN_WORDS
             )

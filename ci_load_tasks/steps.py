@@ -9,15 +9,13 @@ import os
 import re
 import time
 from contextlib import contextmanager
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .build_log import BuildLog, parse_build_output
 from .errors import CommandError, ConfigError
 from .plan import (
     GENERATED_MARK,
     PUSH_PULL_FILE,
-    RECIPES_FILE,
-    STAGES_FILE,
     Build,
     Plan,
     push_services,
@@ -106,9 +104,9 @@ def pull(plan: Plan, runner: Runner, report: Report) -> None:
         )
     missing_note = "see the warning above" if trouble else "a colder build, normal on a first run"
     local = _local_images(plan, runner)
-    wanted = [
-        image for images in (plan.cache_images, *plan.other_cache_images) for image in images.all()
-    ]
+    # Every cache image of every location (of every group, in a run of
+    # several: their pull is one).
+    wanted = list(plan.registry_checks)
     report.pulled = [image for image in wanted if image in local]
     report.missing = [image for image in wanted if image not in local]
     runner.say(f"cache images available: {len(report.pulled)} of {len(wanted)}")
@@ -231,9 +229,10 @@ def restore_recipes(plan: Plan, runner: Runner, report: Report) -> None:
     if not plan.recipe_builds:
         runner.say("no recipe images used: nothing to do")
         return
-    write_files(plan, [RECIPES_FILE])
+    write_files(plan, [plan.recipes_file])
     for item in plan.recipe_builds:
-        _record(report.recipes, _build_one(plan, runner, item, f"recipe {item.name}", report)[0])
+        what = f"recipe {item.name}" + _of_group(plan)
+        _record(report.recipes, _build_one(plan, runner, item, what, report)[0])
         if not runner.dry:
             report.tagged.extend(item.images)
 
@@ -242,20 +241,8 @@ def build(plan: Plan, runner: Runner, report: Report) -> None:
     """Build what the plan lists, in its order (classic: the stages, then the
     service; BuildKit: the service and target stages first, then each other
     stage only if it changed or the registry lacks it); tag the other services."""
-    if plan.buildkit_only:
-        raise ConfigError(
-            f"{plan.dockerfile} uses syntax only BuildKit builds, first at "
-            f"{plan.buildkit_only[0]}, and the builder is classic ({plan.builder_reason}); "
-            "use --builder buildkit"
-        )
-    if plan.build_contexts and not plan.build_contexts_supported:
-        raise ConfigError(
-            f"service {plan.service!r} uses additional_contexts "
-            f"({', '.join(plan.build_contexts)}), which only a docker client with the "
-            f"buildx plugin passes to the build (builder: {plan.builder}, "
-            f"{plan.builder_reason}); point --docker at a 23+ client with buildx"
-        )
-    write_files(plan, [STAGES_FILE, *plan.dockerfiles])
+    check_buildable(plan)
+    write_files(plan, [plan.stages_file, *plan.dockerfiles])
     if plan.recipe_builds and not runner.dry:
         local = _local_images(plan, runner)
         for item in plan.recipe_builds:
@@ -269,10 +256,10 @@ def build(plan: Plan, runner: Runner, report: Report) -> None:
     for item in plan.builds:
         if item.only_if_changed and _in_registry(item, report) and not _ran_steps(item.name, logs):
             runner.say(
-                f"-- stage {item.name}: not built; the builds before took all of it "
-                "from the cache and the registry holds its cache image, still right"
+                f"-- stage {item.name}{_of_group(plan)}: not built; the builds before took "
+                "all of it from the cache and the registry holds its cache image, still right"
             )
-            report.stages.append(StageResult(item.name, True, 0.0, built=False))
+            report.stages.append(StageResult(item.name, True, 0.0, built=False, group=plan.group))
             continue
         result, log = _build_one(plan, runner, item, _describe(plan, item.name), report)
         _record(report.stages, result)
@@ -284,6 +271,23 @@ def build(plan: Plan, runner: Runner, report: Report) -> None:
     for tag in plan.tags:
         if runner.run(tag.argv).ran:
             report.tagged.append(tag.target)
+
+
+def check_buildable(plan: Plan) -> None:
+    """Stop before any build when the builder cannot build what the plan needs."""
+    if plan.buildkit_only:
+        raise ConfigError(
+            f"{plan.dockerfile} uses syntax only BuildKit builds, first at "
+            f"{plan.buildkit_only[0]}, and the builder is classic ({plan.builder_reason}); "
+            "use --builder buildkit"
+        )
+    if plan.build_contexts and not plan.build_contexts_supported:
+        raise ConfigError(
+            f"service {plan.service!r} uses additional_contexts "
+            f"({', '.join(plan.build_contexts)}), which only a docker client with the "
+            f"buildx plugin passes to the build (builder: {plan.builder}, "
+            f"{plan.builder_reason}); point --docker at a 23+ client with buildx"
+        )
 
 
 def _credit_stages(results, logs, service: str) -> None:
@@ -370,7 +374,7 @@ def _build_one(plan: Plan, runner: Runner, item: Build, what: str, report: Repor
         f"-- {what}: {'all from cache' if log.cached else 'rebuilt'}, "
         f"{len(log.executed)} of {len(log.steps)} steps run, {result.seconds:.1f}s"
     )
-    return StageResult.from_log(item.name, log, result.seconds), log
+    return StageResult.from_log(item.name, log, result.seconds, plan.group), log
 
 
 def push(plan: Plan, runner: Runner, report: Report, images=None) -> None:
@@ -379,9 +383,20 @@ def push(plan: Plan, runner: Runner, report: Report, images=None) -> None:
 
     An image the registry already holds (same image id) is not pushed again.
     """
+    _push([plan], runner, report, plan.pushed if images is None else images)
+
+
+def push_all(plans: Sequence[Plan], runner: Runner, report: Report) -> None:
+    """Push the cache images of every group of a run, all or nothing, with
+    one compose call: each group plan holds the run's push_pull file."""
+    _push(plans, runner, report, [image for plan in plans for image in plan.pushed])
+
+
+def _push(plans: Sequence[Plan], runner: Runner, report: Report, images) -> None:
+    plan = plans[0]  # what the groups share: the push_pull file, registry checks
     _require_cache_repo(plan, "push")
     write_files(plan, [PUSH_PULL_FILE])
-    wanted = list(plan.pushed if images is None else images)
+    wanted = list(images)
     to_push = wanted
     if not runner.dry:
         local = _local_images(plan, runner)
@@ -393,7 +408,7 @@ def push(plan: Plan, runner: Runner, report: Report, images=None) -> None:
                 f"nothing pushed: {len(missing)} cache image(s) are not built yet, "
                 f"first {missing[0]}; run ci-load.build (and ci-load.recipes) first"
             )
-        current = _current_in_registry(plan, report)
+        current = set().union(*(_current_in_registry(p, report) for p in plans))
         report.push_skipped = [
             i
             for i in wanted
@@ -468,7 +483,7 @@ def push_partial(plan: Plan, runner: Runner, report: Report, error: CommandError
     """
     if plan.builder == "buildkit":
         failed = _failed_stage(error.tail)
-        built = {r.name for r in report.stages}
+        built = {r.name for r in report.stages if r.group == plan.group}
         for item in plan.builds:
             if (
                 item.only_if_changed
@@ -481,9 +496,9 @@ def push_partial(plan: Plan, runner: Runner, report: Report, error: CommandError
                 _record(report.stages, result)
                 if not runner.dry:
                     report.tagged.extend(item.images)
-    done = {r.name for r in report.stages if r.built}
+    done = {r.name for r in report.stages if r.built and r.group == plan.group}
     images = [image for stage, image in plan.cache_images.stages.items() if stage in done]
-    recipes = {r.name for r in report.recipes}
+    recipes = {r.name for r in report.recipes if r.group == plan.group}
     images += [image for recipe, image in plan.cache_images.recipes.items() if recipe in recipes]
     if not images:
         runner.say("--push-partial: no stage was built before the failure: nothing to push")
@@ -550,13 +565,17 @@ def _current_in_registry(plan: Plan, report: Report) -> set:
     """
     if plan.builder != "buildkit":
         return set()
-    cached = {r.name for r in (*report.stages, *report.recipes) if r.cached}
-    return {
+    cached = {
+        r.name for r in (*report.stages, *report.recipes) if r.cached and r.group == plan.group
+    }
+    current = {
         image
         for item in (*plan.builds, *plan.recipe_builds)
         if item.name in cached
         for image in item.images
     }
+    # Another main service's final cache image is its target's image, retagged.
+    return current | {tag.target for tag in plan.tags if tag.source in current}
 
 
 def _with_retries(
@@ -577,7 +596,49 @@ def _with_retries(
 def _describe(plan: Plan, name: str) -> str:
     if name == plan.service:
         return f"service {name} (target {plan.target or 'the last stage'})"
-    return f"stage {name}"
+    return f"stage {name}{_of_group(plan)}"
+
+
+def _of_group(plan: Plan) -> str:
+    """Which group a stage or recipe build is of, in a run of several."""
+    return f" of {', '.join(plan.services)}" if plan.services else ""
+
+
+def run_step(step, plans: Sequence[Plan], runner: Runner, report: Report) -> None:
+    """Run one step for the plans of a run: pull and push once for every
+    group (they share one push_pull file), recipes and builds group by group.
+
+    Every group is checked before the first build, so a group the builder
+    cannot build stops the run before any work.
+    """
+    if len(plans) == 1:
+        step(plans[0], runner, report)
+    elif step is pull:
+        pull(plans[0], runner, report)
+    elif step is push:
+        push_all(plans, runner, report)
+    else:
+        if step is build:
+            for plan in plans:
+                check_buildable(plan)
+        for plan in plans:
+            step(plan, runner, report)
+
+
+def push_partial_groups(
+    plans: Sequence[Plan], runner: Runner, report: Report, error: CommandError
+) -> None:
+    """``push_partial`` for the group whose build failed: the first one
+    that has not recorded every one of its builds.
+
+    NOTE: groups built completely before it are not pushed; their images
+    stay tagged here and the next run rebuilds them from the cache it has.
+    """
+    for plan in plans:
+        done = {r.name for r in report.stages if r.group == plan.group}
+        if not all(item.name in done for item in plan.builds):
+            push_partial(plan, runner, report, error)
+            return
 
 
 def _require_cache_repo(plan: Plan, step: str) -> None:

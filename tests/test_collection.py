@@ -26,6 +26,7 @@ TASKS = ["plan", "pull", "recipes", "build", "push", "run"]
 # An override compose file that renames the main service's image.
 OVERRIDE = "services:\n  app:\n    image: example/app:2.0\n"
 SHARED_FLAGS = [
+    "--all",
     "--builder",
     "--cache-repo",
     "--cache-version",
@@ -325,7 +326,10 @@ def test_an_unknown_key_in_invoke_yaml_is_a_one_line_error(inv, project):
 def test_a_missing_service_is_a_one_line_error(inv):
     line = one_line_error(inv("ci-load.plan"))
 
-    assert line == ("ci-load plan: no main service: pass --service NAME or set ci_load.service")
+    assert line == (
+        "ci-load plan: no main service: pass --service NAME (repeatable) or --all, "
+        "or set ci_load.service"
+    )
 
 
 def test_an_undefined_service_is_a_one_line_error_naming_it_and_the_compose_file(inv, project):
@@ -1178,3 +1182,37 @@ def test_a_named_workdir_loses_what_the_run_wrote_and_keeps_everything_else(tmp_
 
     assert path == str(workdir)
     assert sorted(p.name for p in workdir.iterdir()) == ["notes.txt", "recipes.yml"]
+
+
+# -- several main services ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, env",
+    [
+        pytest.param(["--service", "app", "--service", "app-test"], {}, id="repeated --service"),
+        pytest.param(["--all"], {}, id="--all"),
+        pytest.param(
+            [], {"INVOKE_CI_LOAD_SERVICE": "app,app-test"}, id="a list in the environment"
+        ),
+    ],
+)
+def test_plan_json_of_several_services_holds_a_plan_per_group(args, env, inv):
+    data = plan_json(inv("ci-load.plan", "--json", *args, env=env))
+
+    assert data["services"] == ["app", "app-test"]
+    (group,) = data["plans"]
+    assert (group["service"], group["services"]) == ("app", ["app", "app-test"])
+    assert group["finals"] == {
+        "app": "ci-load-local/cliapp:app_final",
+        "app-test": "ci-load-local/cliapp:app-test_final",
+    }
+
+
+def test_all_and_service_flags_together_are_a_one_line_error(inv):
+    line = one_line_error(inv("ci-load.plan", "--all", "--service", "app"))
+
+    assert line == (
+        "ci-load plan: --all and --service are both given (flags): --all takes every "
+        "service with a build section, --service names them; give one of them"
+    )

@@ -20,7 +20,16 @@ import yaml
 
 from ci_load_tasks.builder import DockerFacts, choose
 from ci_load_tasks.errors import ConfigError
-from ci_load_tasks.plan import GENERATED_MARK, Build, Tag, make_plan, push_services
+from ci_load_tasks.plan import (
+    GENERATED_MARK,
+    Build,
+    Tag,
+    make_plan,
+    make_plans,
+    plans_as_json,
+    push_services,
+    run_commands,
+)
 from ci_load_tasks.settings import Settings
 
 DATA = Path(__file__).resolve().parent / "data" / "unit"
@@ -318,7 +327,9 @@ def test_a_plan_without_a_service_is_an_error():
     with pytest.raises(ConfigError) as error:
         make_plan(settings(service=None), rendered("shop.yml"), SHOP_DOCKERFILE, WORKDIR)
 
-    assert str(error.value) == ("no main service: pass --service NAME or set ci_load.service")
+    assert str(error.value) == (
+        "no main service: pass --service NAME (repeatable) or --all, or set ci_load.service"
+    )
 
 
 def test_a_compose_service_named_like_a_generated_one_stays_out_of_the_stages_file():
@@ -1618,3 +1629,278 @@ def test_a_stage_a_named_context_stands_in_for_is_neither_built_nor_cached():
 
     assert (plan.stages, plan.skipped_stages) == ((), ("tools",))
     assert list(plan.cache_images.stages) == []
+
+
+# -- several main services ----------------------------------------------------------
+
+SHOP_TEXTS = {
+    "shop": SHOP_DOCKERFILE,
+    "shop-build": SHOP_DOCKERFILE,
+    "shop-latest": SHOP_DOCKERFILE,
+    "worker": "FROM busybox:1.36\n",
+}
+
+
+def shop_plans(services=("shop", "worker", "shop-build"), config="shop.yml", **flags):
+    flags = {"cache_repo": R, "service": list(services), **flags}
+    return make_plans(settings(**flags), rendered(config), SHOP_TEXTS, WORKDIR)
+
+
+def test_services_that_build_alike_form_one_group_in_the_order_given():
+    plans = shop_plans()
+
+    assert [p.services for p in plans] == [("shop", "shop-build"), ("worker",)]
+    assert [p.service for p in plans] == ["shop", "worker"]
+
+
+def test_all_takes_every_service_with_a_build_section_in_compose_file_order():
+    plans = shop_plans(services=(), all=True)
+
+    # db has no build section.
+    assert [p.services for p in plans] == [("shop", "shop-build", "shop-latest"), ("worker",)]
+
+
+def test_a_groups_stages_are_named_after_its_first_service_and_each_service_has_its_final():
+    shop, worker = shop_plans()
+
+    assert shop.cache_images.stages == {s: f"{R}:shop_stage_{s}" for s in STAGES}
+    assert shop.finals == {"shop": f"{R}:shop_final", "shop-build": f"{R}:shop-build_final"}
+    assert shop.pushed == (
+        f"{R}:shop_final",
+        *(f"{R}:shop_stage_{s}" for s in STAGES),
+        f"{R}:shop-build_final",
+    )
+    assert (worker.finals, worker.pushed) == (
+        {"worker": f"{R}:worker_final"},
+        (f"{R}:worker_final",),
+    )
+
+
+def test_another_main_service_is_tagged_from_its_target_stage_image_with_its_final_name():
+    shop, _ = shop_plans()
+
+    assert [(t.source, t.target) for t in shop.tags] == [
+        (f"{R}:shop_stage_build", "example/shop-build:1.0"),
+        (f"{R}:shop_stage_build", f"{R}:shop-build_final"),
+    ]
+    # Its stage is built once, for the group: no build of its own.
+    assert [b.name for b in shop.builds] == [*STAGES, "shop"]
+
+
+def test_the_groups_share_one_push_pull_file_and_the_run_pulls_and_pushes_once():
+    plans = shop_plans()
+    commands = run_commands(plans)
+
+    assert plans[0].files["push_pull.yml"] == plans[1].files["push_pull.yml"]
+    assert plans[0].registry_checks == plans[1].registry_checks
+    assert len(plans[0].registry_checks) == 8
+    assert [c for c in commands if " pull " in c] == [shlex.join(plans[0].pull)]
+    pushes = [c for c in commands if c.split()[-1] != "push" and " push " in c]
+    assert pushes == [
+        "COMPOSE_PARALLEL_LIMIT=4 "
+        + shlex.join(
+            (
+                *plans[0].push,
+                "g1_cache_final",
+                *(f"g1_cache_stage_{s}" for s in STAGES),
+                "g1_cache_final_shop-build",
+                "g2_cache_final",
+            )
+        )
+    ]
+    services = yaml.safe_load(plans[0].files["push_pull.yml"])["services"]
+    assert services["g1_cache_final_shop-build"]["image"] == f"{R}:shop-build_final"
+    assert services["g2_cache_final"]["image"] == f"{R}:worker_final"
+
+
+def test_each_group_writes_its_own_stages_file():
+    shop, worker = shop_plans()
+
+    assert (shop.stages_file, worker.stages_file) == ("shop.stages.yml", "worker.stages.yml")
+    assert sorted(n for n in shop.files if n.endswith(".yml")) == [
+        "push_pull.yml",
+        "shop.stages.yml",
+    ]
+    assert re.findall(r"(?m)^  (\S+):$", shop.files["shop.stages.yml"]) == [
+        *(f"shop_stage_{s}" for s in STAGES if s != "build"),
+        "shop_stage_build",
+        "shop",
+        "shop-build",
+    ]
+
+
+def test_with_a_tag_prefix_every_tag_of_several_services_names_its_service():
+    shop, worker = shop_plans(cache_repo=f"{R}:nightly")
+
+    assert shop.cache_images.stages["base"] == f"{R}:nightly_shop_stage_base"
+    assert shop.finals["shop-build"] == f"{R}:nightly_shop-build_final"
+    assert worker.cache_images.final == f"{R}:nightly_worker_final"
+
+
+def test_one_service_given_as_a_list_or_found_by_all_plans_as_it_always_did():
+    single = shop_plan()
+    config = rendered("shop.yml")
+    only_shop = {"name": "shop", "services": {"shop": config["services"]["shop"]}}
+    flags = dict(
+        cache_repo=R, recipe_repo="cilocal/recipe", recipe_compose="/srv/recipes/docker-compose.yml"
+    )
+
+    as_list = make_plans(
+        settings(service=["shop"], **flags),
+        config,
+        {"shop": SHOP_DOCKERFILE},
+        WORKDIR,
+        rendered("recipes.yml"),
+    )
+    by_all = make_plans(
+        settings(service=None, all=True, **flags),
+        only_shop,
+        {"shop": SHOP_DOCKERFILE},
+        WORKDIR,
+        rendered("recipes.yml"),
+    )
+
+    assert as_list == (single,)
+    assert as_list[0].as_json() == single.as_json()
+    assert by_all[0].cache_images == single.cache_images
+    assert "services" not in single.as_json() and "finals" not in single.as_json()
+    assert plans_as_json(as_list) == as_list[0].as_json()
+
+
+def test_several_groups_print_as_plans_with_the_commands_of_the_whole_run():
+    plans = shop_plans()
+
+    data = json.loads(json.dumps(plans_as_json(plans)))
+
+    assert list(data) == ["services", "plans", "commands"]
+    assert data["services"] == ["shop", "shop-build", "worker"]
+    assert [p["services"] for p in data["plans"]] == [["shop", "shop-build"], ["worker"]]
+    assert data["plans"][0]["finals"]["shop-build"] == f"{R}:shop-build_final"
+    assert data["commands"] == run_commands(plans)
+    # A group's own commands are its builds and tags; pull and push are the run's.
+    assert not any(" pull " in c or " push " in c for c in data["plans"][0]["commands"])
+
+
+def test_another_service_is_tagged_by_the_group_that_builds_like_it():
+    plans = shop_plans(services=("worker", "shop"), other_services=["shop-latest"])
+    assert [p.service for p in plans] == ["worker", "shop"]
+    assert [(t.source, t.target) for t in plans[1].tags] == [
+        (f"{R}:shop_final", "example/shop:latest")
+    ]
+    assert plans[0].tags == ()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        pytest.param(
+            {"service": ["shop", "nope"]},
+            "service 'nope' is not defined in /srv/shop/docker-compose.yml (services there: "
+            "db, shop, shop-build, shop-latest, worker); pass --service with one of them",
+            id="an unknown service",
+        ),
+        pytest.param(
+            {"service": ["shop", "db"]},
+            "service 'db' in /srv/shop/docker-compose.yml has no build section: ci-load "
+            "caches images it builds; give the service a build: or choose another service",
+            id="a service without build",
+        ),
+        pytest.param(
+            {"service": ["shop", "worker"], "other_services": ["worker"]},
+            "service 'worker' is both a main service (--service/--all) and an "
+            "--other-service; a main service gets its own final cache image, so leave it "
+            "out of --other-service",
+            id="a main service also named as another service",
+        ),
+        pytest.param(
+            {"service": ["shop", "shop-build"], "other_services": ["worker"]},
+            "other service 'worker' does not build like any main service (shop, "
+            "shop-build): Dockerfile, context, build args or network differ, so no image "
+            "ci-load builds is its image; leave it out of --other-service or make it a "
+            "main service",
+            id="another service that builds like no main service",
+        ),
+        pytest.param(
+            {"service": None},
+            "no main service: pass --service NAME (repeatable) or --all, or set ci_load.service",
+            id="no service at all",
+        ),
+    ],
+)
+def test_bad_main_services_are_one_line_errors_naming_the_service_and_what_to_do(flags, message):
+    with pytest.raises(ConfigError) as error:
+        make_plans(settings(cache_repo=R, **flags), rendered("shop.yml"), SHOP_TEXTS, WORKDIR)
+
+    assert str(error.value) == message
+
+
+def test_all_without_a_buildable_service_is_an_error_naming_the_compose_files():
+    config = {"name": "shop", "services": {"db": {"image": "postgres:16"}}}
+
+    with pytest.raises(ConfigError) as error:
+        make_plans(settings(service=None, all=True), config, {}, WORKDIR)
+
+    assert str(error.value) == (
+        "--all: no service in /srv/shop/docker-compose.yml has a build section; add "
+        "build: to the services ci-load should build, or name them with --service"
+    )
+
+
+def test_two_groups_that_would_write_one_cache_image_are_an_error():
+    # Stage "final" of service a and the final image of service a_stage are
+    # both R:a_stage_final.
+    config = {
+        "name": "clash",
+        "services": {
+            "a": {"build": {"context": "/srv/a"}},
+            "a_stage": {"build": {"context": "/srv/b"}},
+        },
+    }
+    texts = {
+        "a": "FROM busybox:1.36 AS final\nFROM busybox:1.36\nCOPY --from=final /x /x\n",
+        "a_stage": "FROM busybox:1.36\n",
+    }
+
+    with pytest.raises(ConfigError) as error:
+        make_plans(settings(service=["a", "a_stage"], cache_repo=R), config, texts, WORKDIR)
+
+    assert str(error.value) == (
+        f"cache image {R}:a_stage_final would be written by the groups of both 'a' and "
+        "'a_stage'; rename a service or stage, or run ci-load for them separately with "
+        "their own --cache-version"
+    )
+
+
+def test_under_buildkit_the_other_main_services_target_is_built_right_after_the_service():
+    buildkit = choose("buildkit", DockerFacts("20.10.24", "20.10.24"))
+    plans = make_plans(
+        settings(service=["shop", "shop-build"], cache_repo=R),
+        rendered("shop.yml"),
+        SHOP_TEXTS,
+        WORKDIR,
+        None,
+        buildkit,
+        DockerFacts("20.10.24", "20.10.24"),
+    )
+
+    (shop,) = plans
+    assert [(b.name, b.only_if_changed) for b in shop.builds][:2] == [
+        ("shop", False),
+        ("build", False),
+    ]
+
+
+def test_one_group_of_two_services_still_pulls_and_pushes_in_the_run_commands():
+    (plan,) = shop_plans(services=("shop", "shop-build"))
+
+    commands = run_commands((plan,))
+
+    assert commands[0] == shlex.join(plan.pull)
+    assert commands[-1] == "COMPOSE_PARALLEL_LIMIT=4 " + shlex.join(
+        push_services(plan, plan.pushed)
+    )
+    assert commands[-1].endswith(
+        " push g1_cache_final "
+        + " ".join([*(f"g1_cache_stage_{s}" for s in STAGES), "g1_cache_final_shop-build"])
+    )
+    assert list(plans_as_json((plan,))) == ["services", "plans", "commands"]

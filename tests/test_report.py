@@ -106,3 +106,27 @@ def test_the_summary_says_a_stage_that_was_not_built_has_a_current_cache_image()
         "app    miss       2.2  1/2",
         "base   hit        0.0  not built: its cache image is current",
     ]
+
+
+def test_with_several_main_services_each_build_names_its_group_in_summary_and_json():
+    base, tool = stage("base", True), stage("tool", False, run=1)
+    base.group = tool.group = "app"
+    worker = stage("worker", True)
+    worker.group = "worker"
+    report = Report(stages=[base, tool, worker])
+
+    assert report.summary().splitlines() == [
+        "stage           cache  seconds  steps run",
+        "app: base       hit        0.5  0/2",
+        "app: tool       miss       0.5  1/2",
+        "worker: worker  hit        0.5  0/2",
+    ]
+    assert [(s["group"], s["name"]) for s in report.as_dict()["stages"]] == [
+        ("app", "base"),
+        ("app", "tool"),
+        ("worker", "worker"),
+    ]
+
+
+def test_a_run_of_one_service_has_no_group_in_its_report():
+    assert "group" not in Report(stages=[stage("app", True)]).as_dict()["stages"][0]

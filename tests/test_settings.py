@@ -18,6 +18,7 @@ KEYS = [
     "env_files",
     "project_dir",
     "service",
+    "all",
     "other_services",
     "cache_repo",
     "other_repos",
@@ -40,6 +41,7 @@ NO_FLAGS = {
     "env_files": [],
     "project_dir": None,
     "service": None,
+    "all": False,
     "other_services": [],
     "cache_repo": None,
     "other_repos": [],
@@ -78,7 +80,8 @@ def test_without_config_and_flags_every_setting_has_its_default(in_project):
         "compose_files": (),
         "env_files": (),
         "project_dir": str(in_project),
-        "service": None,
+        "services": (),
+        "all": False,
         "other_services": (),
         "cache_repo": None,
         "other_repos": (),
@@ -365,9 +368,12 @@ def test_settings_are_frozen():
         ),
         pytest.param(
             "service",
-            ["web"],
-            "ci_load.service must be a string, not ['web']",
-            id="service as a list",
+            5,
+            "ci_load.service must be a string or a list of strings, not 5",
+            id="service as a number",
+        ),
+        pytest.param(
+            "all", "maybe", "ci_load.all must be true or false, not 'maybe'", id="all as a word"
         ),
         pytest.param(
             "keep",
@@ -424,3 +430,64 @@ def test_the_compose_command_defaults_to_the_docker_commands_plugin(docker, comp
 
 def test_a_compose_command_given_beats_the_docker_commands_plugin():
     assert resolve(docker="/x/docker", compose="docker-compose").compose == ("docker-compose",)
+
+
+# -- main services: --service (repeatable) and --all --------------------------------
+
+
+@pytest.mark.parametrize(
+    "config, flags, services",
+    [
+        pytest.param({"service": "app"}, {}, ("app",), id="one name in config"),
+        pytest.param({"service": "app, worker web"}, {}, ("app", "worker", "web"), id="a string"),
+        pytest.param({"service": ["app", "web"]}, {}, ("app", "web"), id="a YAML list"),
+        pytest.param({"service": "app"}, {"service": ["web", "app"]}, ("web", "app"), id="flags"),
+    ],
+)
+def test_main_services_come_from_one_name_a_list_or_a_separated_string(config, flags, services):
+    settings = resolve(config, **flags)
+
+    assert (settings.services, settings.service, settings.all) == (services, services[0], False)
+
+
+def test_all_takes_no_service_names():
+    settings = resolve({}, all=True)
+
+    assert (settings.services, settings.service, settings.all) == ((), None, True)
+
+
+@pytest.mark.parametrize(
+    "config, flags, expected",
+    [
+        pytest.param(
+            {"service": "app"}, {"all": True}, ((), True), id="--all beats a service in config"
+        ),
+        pytest.param(
+            {"all": "true"},
+            {"service": ["app"]},
+            (("app",), False),
+            id="--service beats all in config",
+        ),
+    ],
+)
+def test_a_flag_for_all_or_service_beats_the_other_in_config(config, flags, expected):
+    settings = resolve(config, **flags)
+
+    assert (settings.services, settings.all) == expected
+
+
+@pytest.mark.parametrize(
+    "config, flags, where",
+    [
+        pytest.param({}, {"all": True, "service": ["app"]}, "flags", id="both flags"),
+        pytest.param({"all": True, "service": "app"}, {}, "ci_load config", id="both in config"),
+    ],
+)
+def test_all_and_service_at_the_same_level_are_an_error(config, flags, where):
+    with pytest.raises(ConfigError) as error:
+        resolve(config, **flags)
+
+    assert str(error.value) == (
+        f"--all and --service are both given ({where}): --all takes every service with "
+        "a build section, --service names them; give one of them"
+    )

@@ -19,11 +19,19 @@ import yaml
 from ci_load_tasks import steps
 from ci_load_tasks.builder import DockerFacts, choose
 from ci_load_tasks.errors import CommandError, ConfigError
-from ci_load_tasks.plan import make_plan
+from ci_load_tasks.plan import make_plan, make_plans
 from ci_load_tasks.report import Report, StageResult
 from ci_load_tasks.runner import Result
 from ci_load_tasks.settings import Settings
-from ci_load_tasks.steps import GENERATED_MARK, build, pull, push, registry_trouble, write_files
+from ci_load_tasks.steps import (
+    GENERATED_MARK,
+    build,
+    pull,
+    push,
+    registry_trouble,
+    run_step,
+    write_files,
+)
 
 DATA = Path(__file__).resolve().parent / "data" / "unit"
 LAYERS_CONFIG = yaml.safe_load((DATA / "rendered" / "layers.yml").read_text())
@@ -480,3 +488,62 @@ def test_retries_and_their_delay_come_from_the_settings_and_double(tmp_path):
 
     assert steps.retry_delays(plan) == [0.5, 1.0, 2.0]
     assert steps.retry_delays(layers_plan(tmp_path, retries="0")) == []
+
+
+# -- several main services ------------------------------------------------------------
+
+SHOP_CONFIG = yaml.safe_load((DATA / "rendered" / "shop.yml").read_text())
+SHOP_DOCKERFILE = (DATA / "compose" / "shop" / "docker" / "shop.Dockerfile").read_text()
+
+
+def shop_groups(workdir, builder=None, facts=None):
+    settings = Settings.resolve(
+        {},
+        {
+            "compose_files": ["/srv/shop/docker-compose.yml"],
+            "service": ["shop", "shop-build", "worker"],
+            "cache_repo": "127.0.0.1:5000/team/cache",
+        },
+    )
+    texts = {"shop": SHOP_DOCKERFILE, "shop-build": SHOP_DOCKERFILE, "worker": "FROM busybox\n"}
+    return make_plans(settings, SHOP_CONFIG, texts, str(workdir), None, builder, facts)
+
+
+def test_push_all_pushes_the_images_of_every_group_with_one_compose_call(tmp_path):
+    plans = shop_groups(tmp_path)
+    every = [image for plan in plans for image in plan.pushed]
+    runner = StandInRunner(plans[0], local={image: "sha256:new" for image in every})
+    report = Report()
+
+    run_step(push, plans, runner, report)
+
+    assert pushed_services(runner) == [
+        [
+            "g1_cache_final",
+            *(f"g1_cache_stage_{s}" for s in ("base", "hello", "deps", "assets", "build")),
+            "g1_cache_final_shop-build",
+            "g2_cache_final",
+        ]
+    ]
+    assert report.pushed == every
+
+
+def test_under_buildkit_a_final_tagged_from_a_cached_stage_is_not_pushed_again(tmp_path):
+    facts = DockerFacts("20.10.24", "20.10.24")
+    shop, worker = shop_groups(tmp_path, BUILDKIT, facts)
+    # Every build of the shop group took all from the cache; worker's did not.
+    report = Report(
+        stages=[StageResult(b.name, True, 0.1, group="shop") for b in shop.builds]
+        + [StageResult("worker", False, 0.1, group="worker")]
+    )
+    every = [image for plan in (shop, worker) for image in plan.pushed]
+    runner = StandInRunner(
+        shop,
+        local={image: "sha256:new" for image in every},
+        registry={image: "sha256:old" for image in every},
+    )
+
+    run_step(push, (shop, worker), runner, report)
+
+    assert report.pushed == [worker.cache_images.final]
+    assert shop.finals["shop-build"] in report.push_skipped
