@@ -9,8 +9,11 @@ its flags; a flag beats config, config beats the default. Repeatable flags
 (``--compose-file``, ``--other-service``, ``--other-repo``) replace the
 configured list rather than add to it, and from the environment a list is one
 string: compose files separated by ``:`` (as in ``COMPOSE_FILE``), services
-and repos by commas or spaces. ``keep`` can be switched on by a flag but not
-off, since invoke flags have no "unset" value.
+and repos by commas or spaces. ``keep``, ``quiet`` and ``verbose`` can be
+switched on by a flag but not off, since invoke flags have no "unset" value.
+
+What a run shows (plain lines or a live status line, CI log folds, GitHub's
+job summary) is decided in console.py.
 
 invoke's ``--dry`` prints every docker and compose command without running
 it; commands that only read (``compose config``) still run, because the
@@ -30,6 +33,7 @@ from json import dumps  # the plan task has a flag named json
 from invoke import Collection, Exit, Task, task
 
 from . import steps
+from .console import Console
 from .errors import CiLoadError, CommandError, ConfigError
 from .plan import Plan
 from .project import plan_for
@@ -96,7 +100,14 @@ SHARED_FLAGS = {
         "directory for the generated compose files (default: a fresh temporary one)",
     ),
     "keep": ("keep", "keep the generated files after the run"),
+    "quiet": (
+        "quiet",
+        "show only warnings, the summary and errors (a failed command's last lines too)",
+    ),
+    "verbose": ("verbose", "also show each generated file's contents when it is written"),
 }
+# Switches: they can be turned on by a flag, not off.
+SWITCHES = ["keep", "quiet", "verbose"]
 REPEATABLE = ["compose_file", "env_file", "other_service", "other_repo"]
 
 
@@ -114,7 +125,7 @@ def pipeline_task(**own_help):
             inspect.Parameter(
                 name,
                 inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                default=False if name == "keep" else None,
+                default=False if name in SWITCHES else None,
             )
             for name in SHARED_FLAGS
         ]
@@ -122,11 +133,20 @@ def pipeline_task(**own_help):
 
         def wrapper(c, **kwargs):
             flags = {SHARED_FLAGS[name][0]: kwargs.pop(name, None) for name in SHARED_FLAGS}
+            console = None
             try:
                 with signals_interrupt():
                     settings = Settings.resolve(_ci_load_config(c), flags)
-                    return body(c, settings, Runner(dry=bool(c.config.run.dry)), **kwargs)
+                    console = Console.for_stream(quiet=settings.quiet, verbose=settings.verbose)
+                    runner = Runner(dry=bool(c.config.run.dry), console=console)
+                    try:
+                        return body(c, settings, runner, **kwargs)
+                    finally:
+                        # The live display goes before invoke prints the error line.
+                        console.close()
             except CiLoadError as error:
+                if console is not None:
+                    console.explain(error)
                 raise Exit(f"ci-load {body.__name__}: {error}", code=1) from None
             except KeyboardInterrupt as error:
                 signum = getattr(error, "signum", signal.SIGINT)
@@ -272,12 +292,13 @@ def plan(c, settings, runner, json=False):
     """
     if json:
         # Keep stdout for the JSON alone: commands and notes go to stderr.
-        runner = Runner(dry=runner.dry, out=sys.stderr)
+        console = Console.for_stream(sys.stderr, quiet=settings.quiet, verbose=settings.verbose)
+        runner = Runner(dry=runner.dry, console=console)
     try:
         with workspace(settings, runner) as workdir:
             the_plan = plan_for(settings, runner, workdir)
             if settings.keep:
-                steps.write_files(the_plan, the_plan.files)
+                steps.write_files(the_plan, the_plan.files, runner.show_file)
         print(dumps(the_plan.as_json(), indent=2) if json else describe(the_plan))
     except BrokenPipeError:
         # `inv ci-load.plan | head`: the reader has all it wanted.
@@ -287,25 +308,25 @@ def plan(c, settings, runner, json=False):
 @pipeline_task()
 def pull(c, settings, runner):
     """Pull the cache images that exist; a missing one is reported, not fatal."""
-    _run_steps(settings, runner, [steps.pull], None)
+    _run_steps(settings, runner, [steps.pull], None, "pull")
 
 
 @pipeline_task()
 def recipes(c, settings, runner):
     """Rebuild the recipe images with their cache, and tag them to their cache names."""
-    _run_steps(settings, runner, [steps.restore_recipes], None)
+    _run_steps(settings, runner, [steps.restore_recipes], None, "recipes")
 
 
 @pipeline_task(report="write a JSON report of the stage builds to this file")
 def build(c, settings, runner, report=None):
     """Build every needed stage in order, then the service; tag the other services."""
-    _run_steps(settings, runner, [steps.build], report)
+    _run_steps(settings, runner, [steps.build], report, "build")
 
 
 @pipeline_task()
 def push(c, settings, runner):
     """Push the cache images to the cache repository."""
-    _run_steps(settings, runner, [steps.push], None)
+    _run_steps(settings, runner, [steps.push], None, "push")
 
 
 @pipeline_task(
@@ -334,7 +355,7 @@ def run(c, settings, runner, pull=True, build=True, push=False, push_partial=Fal
         chosen += [steps.restore_recipes, steps.build]
     if push:
         chosen.append(steps.push)
-    _run_steps(settings, runner, chosen, report, push_partial=push_partial and build)
+    _run_steps(settings, runner, chosen, report, "run", push_partial=push_partial and build)
 
 
 STEP_NAMES = {
@@ -346,17 +367,24 @@ STEP_NAMES = {
 
 
 def _run_steps(
-    settings: Settings, runner: Runner, chosen, report_path, push_partial: bool = False
+    settings: Settings,
+    runner: Runner,
+    chosen,
+    report_path,
+    task: str,
+    push_partial: bool = False,
 ) -> None:
     _check_report_path(report_path)
     report = Report(dry=runner.dry)
+    cache_images: dict = {}
     started = time.monotonic()
     try:
         with workspace(settings, runner) as workdir:
             the_plan = plan_for(settings, runner, workdir, need_daemon=not runner.dry)
             report.builder = the_plan.builder
+            cache_images = _summary_images(the_plan)
             for warning in the_plan.warnings:
-                runner.say(f"warning: {warning}")
+                runner.warn(warning)
             for step in chosen:
                 try:
                     with steps.timed(report, STEP_NAMES[step], runner):
@@ -377,10 +405,31 @@ def _run_steps(
             report.write(report_path)
         except OSError as error:
             # Never hide the run's own failure behind this one.
-            runner.say(f"warning: could not write the report {report_path}: {error}")
-    if report.stages or report.recipes:
-        runner.say("\n" + report.summary())
-    runner.say(f"ci-load finished in {time.monotonic() - started:.1f}s")
+            runner.warn(f"could not write the report {report_path}: {error}")
+        seconds = time.monotonic() - started
+        # Also after a failure: the table says which stages were done.
+        runner.console.summary(
+            report,
+            cache_images,
+            f"ci-load {'stopped after' if report.error else 'finished in'} {seconds:.1f}s",
+        )
+        if task in ("build", "run"):
+            outcome = f"failed after {seconds:.1f}s" if report.error else f"done in {seconds:.1f}s"
+            trouble = runner.console.write_step_summary(
+                report, cache_images, f"ci-load {task} {settings.service or ''}: {outcome}"
+            )
+            if trouble:
+                runner.warn(trouble)
+
+
+def _summary_images(the_plan: Plan) -> dict:
+    """The summary's row names (stage, service, ``recipe <name>``) -> cache image."""
+    images = the_plan.cache_images
+    return {
+        **images.stages,
+        the_plan.service: images.final,
+        **{f"recipe {name}": image for name, image in images.recipes.items()},
+    }
 
 
 def _check_report_path(path) -> None:

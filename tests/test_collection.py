@@ -37,11 +37,13 @@ SHARED_FLAGS = [
     "--other-repo",
     "--other-service",
     "--project-dir",
+    "--quiet",
     "--recipe-compose",
     "--recipe-repo",
     "--retries",
     "--retry-delay",
     "--service",
+    "--verbose",
     "--workdir",
 ]
 

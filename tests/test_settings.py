@@ -31,6 +31,8 @@ KEYS = [
     "retry_delay",
     "workdir",
     "keep",
+    "quiet",
+    "verbose",
 ]
 
 # What invoke hands over for flags that were not given: None, False for the
@@ -53,6 +55,8 @@ NO_FLAGS = {
     "retry_delay": None,
     "workdir": None,
     "keep": False,
+    "quiet": False,
+    "verbose": False,
 }
 
 
@@ -92,6 +96,8 @@ def test_without_config_and_flags_every_setting_has_its_default(in_project):
         "retry_delay": 1.0,
         "workdir": None,
         "keep": False,
+        "quiet": False,
+        "verbose": False,
     }
 
 
@@ -163,6 +169,8 @@ def test_a_flag_beats_config(key, config_value, flag_value, expected):
             "docker", ["podman", "--remote"], ("podman", "--remote"), id="docker command as a list"
         ),
         pytest.param("keep", True, True, id="keep"),
+        pytest.param("quiet", True, True, id="quiet"),
+        pytest.param("verbose", "yes", True, id="verbose from a yes"),
         pytest.param("builder", "classic", "classic", id="builder"),
     ],
 )
@@ -424,3 +432,25 @@ def test_the_compose_command_defaults_to_the_docker_commands_plugin(docker, comp
 
 def test_a_compose_command_given_beats_the_docker_commands_plugin():
     assert resolve(docker="/x/docker", compose="docker-compose").compose == ("docker-compose",)
+
+
+@pytest.mark.parametrize(
+    "config, flags",
+    [
+        pytest.param({}, {"quiet": True, "verbose": True}, id="both flags"),
+        pytest.param({"quiet": "true"}, {"verbose": True}, id="quiet config and verbose flag"),
+        pytest.param({"quiet": True, "verbose": "1"}, {}, id="both in config"),
+    ],
+)
+def test_quiet_and_verbose_at_once_is_an_error_saying_to_choose_one(config, flags):
+    with pytest.raises(ConfigError) as error:
+        resolve(config, **flags)
+
+    assert "quiet and verbose are both on" in str(error.value)
+    assert str(error.value).endswith("choose one")
+
+
+def test_quiet_from_config_and_verbose_off_in_config_is_quiet():
+    settings = resolve({"quiet": "yes", "verbose": "false"})
+
+    assert (settings.quiet, settings.verbose) == (True, False)
