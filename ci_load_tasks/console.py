@@ -238,22 +238,25 @@ class Console:
     # -- the drawing ------------------------------------------------------------
 
     def _write(self, text: str, style: Optional[str] = None) -> None:
-        if self._live is not None and self._rich is not None:
-            self._rich.print(Text(text, style=style or ""), soft_wrap=True)
+        if self.mode == LIVE:
+            self._terminal().print(Text(text, style=style or ""), soft_wrap=True)
         else:
             print(text, file=self.out, flush=True)
+
+    def _terminal(self) -> RichConsole:
+        if self._rich is None:
+            self._rich = RichConsole(file=self.out, highlight=False)
+        return self._rich
 
     def _start_live(self, step: str, started: float) -> None:
         self._status.step, self._status.started = step, started
         if self.mode != LIVE:
             return
-        if self._rich is None:
-            self._rich = RichConsole(file=self.out, highlight=False)
         # transient: the status line is erased when the step ends, so what
         # comes after it (the summary, an error line) is never drawn over.
         self._live = Live(
             self._status,
-            console=self._rich,
+            console=self._terminal(),
             transient=True,
             refresh_per_second=8,
             redirect_stdout=True,
@@ -285,7 +288,7 @@ class _Status:
         command = Text(f"+ {self.command}" if self.command else "", style="dim")
         grid.add_row(
             self._spinner,
-            Text.assemble(("ci-load ", "bold"), (self.step, "bold cyan"), f" {elapsed:.0f}s"),
+            Text.assemble(("ci-load ", "bold"), (self.step, "bold cyan"), f" {elapsed:.1f}s"),
             command,
         )
         return Group(grid)
