@@ -423,7 +423,11 @@ def _run_steps(
 
 
 def _summary_images(the_plan: Plan) -> dict:
-    """The summary's row names (stage, service, ``recipe <name>``) -> cache image."""
+    """The summary's row names (stage, service, ``recipe <name>``) -> cache image.
+
+    NOTE: a stage named like the service shares its row name; the row then
+    tells of the final image's cache image, not the stage's.
+    """
     images = the_plan.cache_images
     return {
         **images.stages,

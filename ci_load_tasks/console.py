@@ -141,7 +141,11 @@ class Console:
             self.out.flush()
 
     def error_output(self, chunk: str) -> None:
-        """A line of a command's stderr, kept apart from its stdout (data)."""
+        """A line of a command's stderr, kept apart from its stdout (data).
+
+        NOTE: on a terminal it is drawn above the status line, so it goes to
+        stdout there; in plain mode it stays on stderr.
+        """
         if self.quiet:
             return
         if self._live is not None and self._rich is not None:
@@ -158,6 +162,8 @@ class Console:
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
         """A pipeline step: a header, its output, and how long it took."""
+        # Steps never nest (push-partial runs after the failed build's step
+        # has ended): GitHub cannot nest groups.
         marked = not self.quiet and (self.github or self.gitlab)
         section = section_name(name)
         if not self.quiet:
@@ -216,7 +222,9 @@ class Console:
             self._write(table)
         self._write(closing)
 
-    def write_step_summary(self, report: Report, cache_images: Mapping[str, str], title: str):
+    def write_step_summary(
+        self, report: Report, cache_images: Mapping[str, str], title: str
+    ) -> Optional[str]:
         """Append the summary as Markdown to GitHub's job summary, when there is one.
 
         Returns a warning to show when the file cannot be written, else None.
