@@ -9,9 +9,12 @@ its flags; a flag beats config, config beats the default. Repeatable flags
 (``--compose-file``, ``--service``, ``--other-service``, ``--other-repo``)
 replace the configured list rather than add to it, and from the environment a
 list is one string: compose files separated by ``:`` (as in
-``COMPOSE_FILE``), services and repos by commas or spaces. ``keep`` and
-``all`` can be switched on by a flag but not off, since invoke flags have no
-"unset" value.
+``COMPOSE_FILE``), services and repos by commas or spaces. ``keep``, ``all``,
+``quiet`` and ``verbose`` can be switched on by a flag but not off, since
+invoke flags have no "unset" value.
+
+What a run shows (plain lines or a live status line, CI log folds, GitHub's
+job summary) is decided in console.py.
 
 invoke's ``--dry`` prints every docker and compose command without running
 it; commands that only read (``compose config``) still run, because the
@@ -31,6 +34,7 @@ from json import dumps  # the plan task has a flag named json
 from invoke import Collection, Exit, Task, task
 
 from . import steps
+from .console import Console
 from .errors import CiLoadError, CommandError, ConfigError
 from .plan import Plan, plans_as_json, run_commands
 from .project import plans_for
@@ -102,10 +106,15 @@ SHARED_FLAGS = {
         "directory for the generated compose files (default: a fresh temporary one)",
     ),
     "keep": ("keep", "keep the generated files after the run"),
+    "quiet": (
+        "quiet",
+        "show only warnings, the summary and errors (a failed command's last lines too)",
+    ),
+    "verbose": ("verbose", "also show each generated file's contents when it is written"),
 }
 REPEATABLE = ["compose_file", "env_file", "service", "other_service", "other_repo"]
-# Flags that can only switch their setting on (see Settings.resolve).
-SWITCHES = ("keep", "all")
+# Switches: they can be turned on by a flag, not off (see Settings.resolve).
+SWITCHES = ("keep", "all", "quiet", "verbose")
 
 
 def pipeline_task(**own_help):
@@ -130,11 +139,20 @@ def pipeline_task(**own_help):
 
         def wrapper(c, **kwargs):
             flags = {SHARED_FLAGS[name][0]: kwargs.pop(name, None) for name in SHARED_FLAGS}
+            console = None
             try:
                 with signals_interrupt():
                     settings = Settings.resolve(_ci_load_config(c), flags)
-                    return body(c, settings, Runner(dry=bool(c.config.run.dry)), **kwargs)
+                    console = Console.for_stream(quiet=settings.quiet, verbose=settings.verbose)
+                    runner = Runner(dry=bool(c.config.run.dry), console=console)
+                    try:
+                        return body(c, settings, runner, **kwargs)
+                    finally:
+                        # The live display goes before invoke prints the error line.
+                        console.close()
             except CiLoadError as error:
+                if console is not None:
+                    console.explain(error)
                 raise Exit(f"ci-load {body.__name__}: {error}", code=1) from None
             except KeyboardInterrupt as error:
                 signum = getattr(error, "signum", signal.SIGINT)
@@ -280,13 +298,14 @@ def plan(c, settings, runner, json=False):
     """
     if json:
         # Keep stdout for the JSON alone: commands and notes go to stderr.
-        runner = Runner(dry=runner.dry, out=sys.stderr)
+        console = Console.for_stream(sys.stderr, quiet=settings.quiet, verbose=settings.verbose)
+        runner = Runner(dry=runner.dry, console=console)
     try:
         with workspace(settings, runner) as workdir:
             plans = plans_for(settings, runner, workdir)
             if settings.keep:
                 for the_plan in plans:
-                    steps.write_files(the_plan, the_plan.files)
+                    steps.write_files(the_plan, the_plan.files, runner.show_file)
         print(dumps(plans_as_json(plans), indent=2) if json else describe_all(plans))
     except BrokenPipeError:
         # `inv ci-load.plan | head`: the reader has all it wanted.
@@ -296,25 +315,25 @@ def plan(c, settings, runner, json=False):
 @pipeline_task()
 def pull(c, settings, runner):
     """Pull the cache images that exist; a missing one is reported, not fatal."""
-    _run_steps(settings, runner, [steps.pull], None)
+    _run_steps(settings, runner, [steps.pull], None, "pull")
 
 
 @pipeline_task()
 def recipes(c, settings, runner):
     """Rebuild the recipe images with their cache, and tag them to their cache names."""
-    _run_steps(settings, runner, [steps.restore_recipes], None)
+    _run_steps(settings, runner, [steps.restore_recipes], None, "recipes")
 
 
 @pipeline_task(report="write a JSON report of the stage builds to this file")
 def build(c, settings, runner, report=None):
     """Build every needed stage in order, then the service; tag the other services."""
-    _run_steps(settings, runner, [steps.build], report)
+    _run_steps(settings, runner, [steps.build], report, "build")
 
 
 @pipeline_task()
 def push(c, settings, runner):
     """Push the cache images to the cache repository."""
-    _run_steps(settings, runner, [steps.push], None)
+    _run_steps(settings, runner, [steps.push], None, "push")
 
 
 @pipeline_task(
@@ -343,7 +362,7 @@ def run(c, settings, runner, pull=True, build=True, push=False, push_partial=Fal
         chosen += [steps.restore_recipes, steps.build]
     if push:
         chosen.append(steps.push)
-    _run_steps(settings, runner, chosen, report, push_partial=push_partial and build)
+    _run_steps(settings, runner, chosen, report, "run", push_partial=push_partial and build)
 
 
 STEP_NAMES = {
@@ -355,17 +374,24 @@ STEP_NAMES = {
 
 
 def _run_steps(
-    settings: Settings, runner: Runner, chosen, report_path, push_partial: bool = False
+    settings: Settings,
+    runner: Runner,
+    chosen,
+    report_path,
+    task: str,
+    push_partial: bool = False,
 ) -> None:
     _check_report_path(report_path)
     report = Report(dry=runner.dry)
+    cache_images: dict = {}
     started = time.monotonic()
     try:
         with workspace(settings, runner) as workdir:
             plans = plans_for(settings, runner, workdir, need_daemon=not runner.dry)
             report.builder = plans[0].builder
+            cache_images = _summary_images(plans)
             for warning in dict.fromkeys(w for the_plan in plans for w in the_plan.warnings):
-                runner.say(f"warning: {warning}")
+                runner.warn(warning)
             for step in chosen:
                 try:
                     with steps.timed(report, STEP_NAMES[step], runner):
@@ -386,10 +412,39 @@ def _run_steps(
             report.write(report_path)
         except OSError as error:
             # Never hide the run's own failure behind this one.
-            runner.say(f"warning: could not write the report {report_path}: {error}")
-    if report.stages or report.recipes:
-        runner.say("\n" + report.summary())
-    runner.say(f"ci-load finished in {time.monotonic() - started:.1f}s")
+            runner.warn(f"could not write the report {report_path}: {error}")
+        seconds = time.monotonic() - started
+        # Also after a failure: the table says which stages were done.
+        runner.console.summary(
+            report,
+            cache_images,
+            f"ci-load {'stopped after' if report.error else 'finished in'} {seconds:.1f}s",
+        )
+        if task in ("build", "run"):
+            outcome = f"failed after {seconds:.1f}s" if report.error else f"done in {seconds:.1f}s"
+            trouble = runner.console.write_step_summary(
+                report, cache_images, f"ci-load {task} {settings.service or ''}: {outcome}"
+            )
+            if trouble:
+                runner.warn(trouble)
+
+
+def _summary_images(plans) -> dict:
+    """The summary's row names (stage, service, ``recipe <name>``, each after
+    ``<group>: `` in a run of several groups) -> cache image.
+
+    NOTE: a stage named like a service shares its row name; the row then
+    tells of the final image's cache image, not the stage's.
+    """
+    found = {}
+    for the_plan in plans:
+        prefix = f"{the_plan.group}: " if the_plan.group else ""
+        images = the_plan.cache_images
+        found.update({prefix + stage: image for stage, image in images.stages.items()})
+        for service in the_plan.services or (the_plan.service,):
+            found[prefix + service] = the_plan.finals.get(service, images.final)
+        found.update({f"recipe {prefix}{name}": image for name, image in images.recipes.items()})
+    return found
 
 
 def _check_report_path(path) -> None:

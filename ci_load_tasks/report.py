@@ -2,7 +2,7 @@
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from .build_log import BuildLog
 
@@ -66,23 +66,90 @@ class Report:
             json.dump(self.as_dict(), file, indent=2)
             file.write("\n")
 
-    def summary(self) -> str:
+    def rows(self, cache_images: Optional[Mapping[str, str]] = None) -> List["SummaryRow"]:
+        """One row per recipe and stage build, in build order.
+
+        ``cache_images`` maps a row's name (``recipe <name>`` for a recipe;
+        ``<group>: <name>`` in a run of several groups) to its cache image, to
+        tell whether the run pushed it.
+        """
+        images = dict(cache_images or {})
+        names = [f"recipe {r.label}" for r in self.recipes] + [s.label for s in self.stages]
+        rows = []
+        for name, stage in zip(names, [*self.recipes, *self.stages]):
+            run = sum(1 for step in stage.steps if not step["cached"])
+            image = images.get(name)
+            if not stage.built or image in self.push_skipped:
+                # A stage not built was left out because the registry's copy is current.
+                pushed = "already in registry"
+            elif image in self.pushed:
+                pushed = "pushed"
+            else:
+                pushed = "not pushed"
+            rows.append(
+                SummaryRow(
+                    name=name,
+                    cache="hit" if stage.cached else "miss",
+                    seconds=stage.seconds,
+                    steps=f"{run}/{len(stage.steps)}" if stage.built else "not built",
+                    pushed=pushed,
+                )
+            )
+        return rows
+
+    def summary(self, cache_images: Optional[Mapping[str, str]] = None) -> str:
         """A plain text table of the recipe and stage builds."""
-        rows = [*self.recipes, *self.stages]
+        rows = self.rows(cache_images)
         if not rows:
             return ""
-        names = [f"recipe {r.label}" for r in self.recipes] + [s.label for s in self.stages]
-        width = max(len("stage"), *(len(n) for n in names))
-        lines = [f"{'stage'.ljust(width)}  cache  seconds  steps run"]
-        for name, stage in zip(names, rows):
-            run = sum(1 for step in stage.steps if not step["cached"])
-            steps = (
-                f"{run}/{len(stage.steps)}"
-                if stage.built
-                else "not built: its cache image is current"
-            )
-            lines.append(
-                f"{name.ljust(width)}  {'hit ' if stage.cached else 'miss'}   "
-                f"{stage.seconds:7.1f}  {steps}"
-            )
+        table = [SUMMARY_HEADER, *(row.cells() for row in rows)]
+        widths = [max(len(line[i]) for line in table) for i in range(len(SUMMARY_HEADER))]
+        lines = []
+        for line in table:
+            cells = [
+                # seconds read best right-aligned, everything else left.
+                cell.rjust(width) if column == 2 else cell.ljust(width)
+                for column, (cell, width) in enumerate(zip(line, widths))
+            ]
+            lines.append("  ".join(cells).rstrip())
         return "\n".join(lines)
+
+    def markdown(self, cache_images: Optional[Mapping[str, str]] = None, title: str = "") -> str:
+        """The summary as a Markdown table (for GitHub's job summary), and the
+        error when the run failed."""
+        lines = [f"### {title}", ""] if title else []
+        rows = self.rows(cache_images)
+        if rows:
+            lines += [
+                "| " + " | ".join(SUMMARY_HEADER) + " |",
+                "| --- | --- | ---: | --- | --- |",
+                *("| " + " | ".join(_markdown_cell(c) for c in row.cells()) + " |" for row in rows),
+            ]
+        else:
+            lines.append("No image was built.")
+        if self.error:
+            lines += ["", f"**Error:** {_markdown_cell(self.error)}"]
+        return "\n".join(lines) + "\n"
+
+
+SUMMARY_HEADER = ("stage", "cache", "seconds", "steps run", "cache image")
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    name: str  # the stage, or "recipe <name>"
+    cache: str  # hit: every step came from the cache
+    seconds: float
+    steps: str  # "<run>/<all>", or "not built"
+    pushed: str  # pushed, already in registry, or not pushed
+
+    def cells(self) -> Tuple[str, ...]:
+        return (self.name, self.cache, f"{self.seconds:.1f}", self.steps, self.pushed)
+
+
+def _markdown_cell(text: str) -> str:
+    """Text that stays inside one Markdown table cell, shown as it is."""
+    text = " ".join(str(text).split())  # a cell is one line
+    for char in "\\|`*_[]<>":
+        text = text.replace(char, "\\" + char)
+    return text

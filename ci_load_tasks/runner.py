@@ -1,23 +1,23 @@
 """The one place ci-load runs docker and compose (the only module using ``sh``).
 
-Every command is printed shell-quoted before it runs, so it can be pasted
+Every command is shown shell-quoted before it runs, so it can be pasted
 into a terminal; its output streams live; the last lines are kept so a
 failure can be reported with the end of the output, where docker says what
-went wrong. A dry run prints what would run and runs nothing that changes
-anything.
+went wrong. A dry run shows what would run and runs nothing that changes
+anything. What is shown, and how, is the console's business (console.py).
 """
 
 import collections
 import logging
 import os
 import signal
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, Mapping, Optional, Sequence, TextIO
 
 import sh
 
+from .console import Console
 from .errors import CommandError
 from .shell import shell_line
 
@@ -38,13 +38,29 @@ class Result:
 
 
 class Runner:
-    def __init__(self, dry: bool = False, echo: bool = True, out: Optional[TextIO] = None):
+    def __init__(
+        self,
+        dry: bool = False,
+        echo: bool = True,
+        out: Optional[TextIO] = None,
+        console: Optional[Console] = None,
+    ):
         self.dry = dry
         self.echo = echo
-        self.out = out if out is not None else sys.stdout
+        # ``out`` alone: plain lines to that stream (tests, plan --json).
+        self.console = console if console is not None else Console(out)
 
     def say(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        """One of ci-load's own lines (quiet hides it)."""
+        self.console.line(text)
+
+    def warn(self, text: str) -> None:
+        """A warning (shown even when quiet)."""
+        self.console.warning(text)
+
+    def show_file(self, path: str, text: str) -> None:
+        """A generated file was written (verbose shows it)."""
+        self.console.file(path, text)
 
     def run(
         self,
@@ -72,10 +88,11 @@ class Runner:
         env = dict(env or {})
         shown = shell_line(argv, env)
         if self.dry and changes:
-            self.say(f"+ {shown}  # dry run: not run")
+            self.console.command(f"{shown}  # dry run: not run")
+            self.console.command_done()
             return Result(argv, 0, "", 0.0, ran=False)
         if self.echo if echo is None else echo:
-            self.say(f"+ {shown}")
+            self.console.command(shown)
 
         tail: Deque[str] = collections.deque(maxlen=TAIL_LINES)
         kept = []
@@ -85,8 +102,7 @@ class Runner:
             kept.append(line)
             tail.append(line)
             if stream:
-                self.out.write(line)
-                self.out.flush()
+                self.console.output(line)
             if on_line:
                 on_line(line)
 
@@ -94,8 +110,7 @@ class Runner:
             tail.append(line)
             errors.append(line)
             if show_stderr:
-                sys.stderr.write(line)
-                sys.stderr.flush()
+                self.console.error_output(line)
 
         try:
             command = sh.Command(argv[0])
@@ -135,6 +150,8 @@ class Runner:
                 if process.is_alive():
                     _stop(process)
                 raise
+            finally:
+                self.console.command_done()
             exit_code = process.exit_code
         except sh.ForkException as error:
             # The program exists but could not be started (bad interpreter,
@@ -163,7 +180,7 @@ class Runner:
             for argv in commands:
                 argv = tuple(str(a) for a in argv)
                 if self.echo if echo is None else echo:
-                    self.say(f"+ {shell_line(argv)}")
+                    self.console.command(shell_line(argv))
                 try:
                     command = sh.Command(argv[0])
                 except sh.CommandNotFound:
@@ -189,6 +206,7 @@ class Runner:
             for process in started:
                 process.wait()
                 answers.append((process.exit_code, str(process)))
+            self.console.command_done()
             return answers
         except BaseException:
             for process in started:

@@ -44,6 +44,9 @@ DEFAULTS = {
     # None, not False: invoke reads an environment value for a bool default as
     # true unless it is "0" or "", so INVOKE_CI_LOAD_KEEP=false would keep.
     "keep": None,
+    # How much a run shows (console.py); None for the same reason as keep.
+    "quiet": None,  # only warnings, the summary and what explains a failure
+    "verbose": None,  # also each generated file's contents
 }
 
 
@@ -67,6 +70,8 @@ class Settings:
     retry_delay: float
     workdir: Optional[str]
     keep: bool
+    quiet: bool = False
+    verbose: bool = False
 
     @classmethod
     def resolve(cls, config: Mapping[str, Any], flags: Mapping[str, Any]) -> "Settings":
@@ -104,6 +109,12 @@ class Settings:
         )
         docker = _as_command(merged["docker"], "docker")
         services, everything = _main_services(config, flags, merged)
+        quiet, verbose = _as_bool(merged["quiet"]), _as_bool(merged["verbose"])
+        if quiet and verbose:
+            raise ConfigError(
+                "quiet and verbose are both on (--quiet/--verbose, ci_load.quiet/"
+                "ci_load.verbose or INVOKE_CI_LOAD_QUIET/VERBOSE): choose one"
+            )
         return cls(
             compose_files=compose_files,
             env_files=tuple(os.path.abspath(f) for f in _as_list(merged["env_files"], os.pathsep)),
@@ -125,6 +136,8 @@ class Settings:
             retry_delay=_as_number(merged["retry_delay"], "retry_delay"),
             workdir=_abspath_or_none(merged["workdir"]),
             keep=_as_bool(merged["keep"]),
+            quiet=quiet,
+            verbose=verbose,
         )
 
     @property
@@ -164,6 +177,7 @@ def _main_services(config, flags, merged) -> Tuple[Tuple[str, ...], bool]:
 _LIST_KEYS = {"compose_files", "env_files", "service", "other_services", "other_repos"}
 _COMMAND_KEYS = {"docker", "compose"}
 _NUMBER_KEYS = {"retries", "retry_delay"}
+_BOOLEAN_KEYS = {"keep", "all", "quiet", "verbose"}
 
 
 def _check_types(merged: Mapping[str, Any]) -> None:
@@ -171,7 +185,7 @@ def _check_types(merged: Mapping[str, Any]) -> None:
     for key, value in merged.items():
         if value is None:
             continue
-        if key in ("keep", "all"):
+        if key in _BOOLEAN_KEYS:
             ok = isinstance(value, bool) or (
                 isinstance(value, str) and value.strip().lower() in _BOOLEAN_WORDS
             )

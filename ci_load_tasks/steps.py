@@ -9,7 +9,7 @@ import os
 import re
 import time
 from contextlib import contextmanager
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .build_log import BuildLog, parse_build_output
 from .errors import CommandError, ConfigError
@@ -25,11 +25,14 @@ from .runner import Runner
 from .shell import shell_line
 
 
-def write_files(plan: Plan, names: Iterable[str]) -> None:
+def write_files(
+    plan: Plan, names: Iterable[str], show: Optional[Callable[[str, str], None]] = None
+) -> None:
     """Write generated compose files into the work directory, readable by us only.
 
     A file of the same name that ci-load did not write is never overwritten:
-    the work directory may be one the user named.
+    the work directory may be one the user named. ``show(path, text)`` is
+    told of each file written (``runner.show_file``: shown when verbose).
     """
     for name in names:
         path = plan.path(name)
@@ -44,6 +47,8 @@ def write_files(plan: Plan, names: Iterable[str]) -> None:
                 file.write(plan.files[name])
         except OSError as error:
             raise ConfigError(f"cannot write {path}: {error.strerror}") from None
+        if show is not None:
+            show(path, plan.files[name])
 
 
 def written_by_us(path: str) -> bool:
@@ -57,15 +62,14 @@ def written_by_us(path: str) -> bool:
 
 @contextmanager
 def timed(report: Report, step: str, runner: Runner):
-    runner.say(f"\n== ci-load {step} ==")
+    """One pipeline step: the console shows its header, output and time."""
     started = time.monotonic()
-    try:
-        yield
-    finally:
-        # Also for a step that fails: the report shows where the time went.
-        seconds = time.monotonic() - started
-        report.step_seconds[step] = round(seconds, 3)
-    runner.say(f"== {step} done in {seconds:.1f}s ==")
+    with runner.console.step(step):
+        try:
+            yield
+        finally:
+            # Also for a step that fails: the report shows where the time went.
+            report.step_seconds[step] = round(time.monotonic() - started, 3)
 
 
 def pull(plan: Plan, runner: Runner, report: Report) -> None:
@@ -79,7 +83,7 @@ def pull(plan: Plan, runner: Runner, report: Report) -> None:
     if plan.pull is None:
         _check_registry(plan, runner, report)
         return
-    write_files(plan, [PUSH_PULL_FILE])
+    write_files(plan, [PUSH_PULL_FILE], runner.show_file)
     for delay in (*retry_delays(plan), None):
         output = ""
         try:
@@ -98,8 +102,8 @@ def pull(plan: Plan, runner: Runner, report: Report) -> None:
         # Images pulled already are skipped by the next try.
         _note_retry(runner, report, "pull", trouble, delay)
     if trouble:
-        runner.say(
-            f"warning: the registry did not answer as a missing cache would ({trouble}); "
+        runner.warn(
+            f"the registry did not answer as a missing cache would ({trouble}); "
             "building without that cache. Check --cache-repo and `docker login`"
         )
     missing_note = "see the warning above" if trouble else "a colder build, normal on a first run"
@@ -123,8 +127,8 @@ def _check_registry(plan: Plan, runner: Runner, report: Report) -> None:
     held = registry_ids(plan, runner, list(plan.registry_checks), report)
     trouble = next((why for why in held.values() if why.startswith("trouble:")), None)
     if trouble:
-        runner.say(
-            f"warning: the registry did not answer as a missing cache would "
+        runner.warn(
+            f"the registry did not answer as a missing cache would "
             f"({trouble[len('trouble: ') :]}); building without that cache. Check "
             "--cache-repo and `docker login`"
         )
@@ -178,7 +182,7 @@ def retry_delays(plan: Plan) -> list:
 
 def _note_retry(runner: Runner, report: Report, what: str, why: str, delay: float) -> None:
     report.retries[what] = report.retries.get(what, 0) + 1
-    runner.say(f"warning: {what} failed ({why}); trying again in {delay:g}s")
+    runner.warn(f"{what} failed ({why}); trying again in {delay:g}s")
     time.sleep(delay)
 
 
@@ -229,7 +233,7 @@ def restore_recipes(plan: Plan, runner: Runner, report: Report) -> None:
     if not plan.recipe_builds:
         runner.say("no recipe images used: nothing to do")
         return
-    write_files(plan, [plan.recipes_file])
+    write_files(plan, [plan.recipes_file], runner.show_file)
     for item in plan.recipe_builds:
         what = f"recipe {item.name}" + _of_group(plan)
         _record(report.recipes, _build_one(plan, runner, item, what, report)[0])
@@ -242,7 +246,7 @@ def build(plan: Plan, runner: Runner, report: Report) -> None:
     service; BuildKit: the service and target stages first, then each other
     stage only if it changed or the registry lacks it); tag the other services."""
     check_buildable(plan)
-    write_files(plan, [plan.stages_file, *plan.dockerfiles])
+    write_files(plan, [plan.stages_file, *plan.dockerfiles], runner.show_file)
     if plan.recipe_builds and not runner.dry:
         local = _local_images(plan, runner)
         for item in plan.recipe_builds:
@@ -395,7 +399,7 @@ def push_all(plans: Sequence[Plan], runner: Runner, report: Report) -> None:
 def _push(plans: Sequence[Plan], runner: Runner, report: Report, images) -> None:
     plan = plans[0]  # what the groups share: the push_pull file, registry checks
     _require_cache_repo(plan, "push")
-    write_files(plan, [PUSH_PULL_FILE])
+    write_files(plan, [PUSH_PULL_FILE], runner.show_file)
     wanted = list(images)
     to_push = wanted
     if not runner.dry:

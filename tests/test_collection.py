@@ -38,11 +38,13 @@ SHARED_FLAGS = [
     "--other-repo",
     "--other-service",
     "--project-dir",
+    "--quiet",
     "--recipe-compose",
     "--recipe-repo",
     "--retries",
     "--retry-delay",
     "--service",
+    "--verbose",
     "--workdir",
 ]
 

@@ -17,10 +17,10 @@ def test_the_summary_lists_recipes_then_stages_aligned_under_a_header():
     )
 
     assert report.summary().splitlines() == [
-        "stage         cache  seconds  steps run",
-        "recipe hello  hit        0.1  0/2",
-        "a             hit        0.5  0/2",
-        "app           miss       2.2  1/2",
+        "stage         cache  seconds  steps run  cache image",
+        "recipe hello  hit        0.1  0/2        not pushed",
+        "a             hit        0.5  0/2        not pushed",
+        "app           miss       2.2  1/2        not pushed",
     ]
 
 
@@ -102,9 +102,67 @@ def test_the_summary_says_a_stage_that_was_not_built_has_a_current_cache_image()
     )
 
     assert report.summary().splitlines() == [
-        "stage  cache  seconds  steps run",
-        "app    miss       2.2  1/2",
-        "base   hit        0.0  not built: its cache image is current",
+        "stage  cache  seconds  steps run  cache image",
+        "app    miss       2.2  1/2        not pushed",
+        "base   hit        0.0  not built  already in registry",
+    ]
+
+
+# -- whether each cache image was pushed, as text and as Markdown ---------------
+
+IMAGES = {
+    "recipe hello": "reg/cache:app_recipe_hello",
+    "base": "reg/cache:app_stage_base",
+    "app": "reg/cache:app_final",
+}
+
+
+def pushed_report(**fields):
+    return Report(
+        stages=[stage("base", True), stage("app", False, 2.25, run=1)],
+        recipes=[stage("hello", True, 0.1)],
+        pushed=["reg/cache:app_final"],
+        push_skipped=["reg/cache:app_stage_base"],
+        **fields,
+    )
+
+
+def test_the_summary_says_per_stage_whether_its_cache_image_was_pushed():
+    assert pushed_report().summary(IMAGES).splitlines() == [
+        "stage         cache  seconds  steps run  cache image",
+        "recipe hello  hit        0.1  0/2        not pushed",
+        "base          hit        0.5  0/2        already in registry",
+        "app           miss       2.2  1/2        pushed",
+    ]
+
+
+def test_the_markdown_summary_is_a_table_with_a_title_and_right_aligned_seconds():
+    assert pushed_report().markdown(IMAGES, "ci-load run app: done").splitlines() == [
+        "### ci-load run app: done",
+        "",
+        "| stage | cache | seconds | steps run | cache image |",
+        "| --- | --- | ---: | --- | --- |",
+        "| recipe hello | hit | 0.1 | 0/2 | not pushed |",
+        "| base | hit | 0.5 | 0/2 | already in registry |",
+        "| app | miss | 2.2 | 1/2 | pushed |",
+    ]
+
+
+def test_the_markdown_summary_of_a_failed_run_ends_with_its_error_kept_in_one_cell():
+    error = "building stage app failed | see `docker build` output\nabove"
+    lines = pushed_report(error=error).markdown(IMAGES).splitlines()
+
+    assert lines[-2:] == [
+        "",
+        "**Error:** building stage app failed \\| see \\`docker build\\` output above",
+    ]
+
+
+def test_the_markdown_summary_of_a_run_that_built_nothing_says_so():
+    assert Report(error="no such service").markdown().splitlines() == [
+        "No image was built.",
+        "",
+        "**Error:** no such service",
     ]
 
 

@@ -32,6 +32,8 @@ KEYS = [
     "retry_delay",
     "workdir",
     "keep",
+    "quiet",
+    "verbose",
 ]
 
 # What invoke hands over for flags that were not given: None, False for the
@@ -55,6 +57,8 @@ NO_FLAGS = {
     "retry_delay": None,
     "workdir": None,
     "keep": False,
+    "quiet": False,
+    "verbose": False,
 }
 
 
@@ -95,6 +99,8 @@ def test_without_config_and_flags_every_setting_has_its_default(in_project):
         "retry_delay": 1.0,
         "workdir": None,
         "keep": False,
+        "quiet": False,
+        "verbose": False,
     }
 
 
@@ -166,6 +172,8 @@ def test_a_flag_beats_config(key, config_value, flag_value, expected):
             "docker", ["podman", "--remote"], ("podman", "--remote"), id="docker command as a list"
         ),
         pytest.param("keep", True, True, id="keep"),
+        pytest.param("quiet", True, True, id="quiet"),
+        pytest.param("verbose", "yes", True, id="verbose from a yes"),
         pytest.param("builder", "classic", "classic", id="builder"),
     ],
 )
@@ -491,3 +499,25 @@ def test_all_and_service_at_the_same_level_are_an_error(config, flags, where):
         f"--all and --service are both given ({where}): --all takes every service with "
         "a build section, --service names them; give one of them"
     )
+
+
+@pytest.mark.parametrize(
+    "config, flags",
+    [
+        pytest.param({}, {"quiet": True, "verbose": True}, id="both flags"),
+        pytest.param({"quiet": "true"}, {"verbose": True}, id="quiet config and verbose flag"),
+        pytest.param({"quiet": True, "verbose": "1"}, {}, id="both in config"),
+    ],
+)
+def test_quiet_and_verbose_at_once_is_an_error_saying_to_choose_one(config, flags):
+    with pytest.raises(ConfigError) as error:
+        resolve(config, **flags)
+
+    assert "quiet and verbose are both on" in str(error.value)
+    assert str(error.value).endswith("choose one")
+
+
+def test_quiet_from_config_and_verbose_off_in_config_is_quiet():
+    settings = resolve({"quiet": "yes", "verbose": "false"})
+
+    assert (settings.quiet, settings.verbose) == (True, False)

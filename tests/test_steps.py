@@ -157,9 +157,16 @@ class StandInRunner:
         self.ran = []
         self.asked = []
         self.said = []
+        self.shown_files = []
 
     def say(self, text):
         self.said.append(text)
+
+    def warn(self, text):
+        self.said.append(f"warning: {text}")
+
+    def show_file(self, path, text):
+        self.shown_files.append(path)
 
     def run(self, argv, *, changes=True, env=None, **_):
         argv = tuple(argv)
