@@ -30,10 +30,6 @@ from ci_load_tasks.settings import DEFAULTS
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
 
-# Flags other work in progress adds to the tasks, which the README may already
-# use. Remove each from this list once the collection has it.
-FLAGS_BEING_ADDED = {"--quiet", "--verbose", "--all"}
-
 # A fenced block, possibly indented inside a list item: indent, language, body.
 _FENCE = re.compile(
     r"^(?P<indent>[ ]*)```(?P<lang>[\w-]*)\n(?P<body>.*?)^(?P=indent)```", re.M | re.S
@@ -159,7 +155,7 @@ def unknown_flags(program: str, words: list) -> list:
         if flag in known:
             if known[flag] and "=" not in word and task is not None and words:
                 words.pop(0)  # the flag's value
-        elif not (task is not None and flag in FLAGS_BEING_ADDED):
+        else:
             bad.append(f"{task or '(core)'} {flag}")
     return bad
 

@@ -171,13 +171,14 @@ def test_with_several_main_services_each_build_names_its_group_in_summary_and_js
     base.group = tool.group = "app"
     worker = stage("worker", True)
     worker.group = "worker"
-    report = Report(stages=[base, tool, worker])
+    report = Report(stages=[base, tool, worker], pushed=["R:app_stage_tool"])
+    images = {"app: base": "R:app_stage_base", "app: tool": "R:app_stage_tool"}
 
-    assert report.summary().splitlines() == [
-        "stage           cache  seconds  steps run",
-        "app: base       hit        0.5  0/2",
-        "app: tool       miss       0.5  1/2",
-        "worker: worker  hit        0.5  0/2",
+    assert report.summary(images).splitlines() == [
+        "stage           cache  seconds  steps run  cache image",
+        "app: base       hit        0.5  0/2        not pushed",
+        "app: tool       miss       0.5  1/2        pushed",
+        "worker: worker  hit        0.5  0/2        not pushed",
     ]
     assert [(s["group"], s["name"]) for s in report.as_dict()["stages"]] == [
         ("app", "base"),
