@@ -330,6 +330,19 @@ def group_services(config: Mapping, names: Sequence[str], files) -> List[Tuple[s
     return [tuple(group) for _, group in groups]
 
 
+def _buildable_other_image(config: Mapping, name: str, files, whose: str) -> str:
+    """The image of other service ``name``, which must have a build section:
+    ci-load tags it from an image it builds, and would overwrite a pulled one."""
+    image = service_image(config, name, files)
+    if (services(config).get(name) or {}).get("build") is None:
+        raise ConfigError(
+            f"other service {name!r} has no build section, so it is not built from "
+            f"{whose} Dockerfile; ci-load would overwrite its image {image}. "
+            "Leave it out of --other-service"
+        )
+    return image
+
+
 def _others_by_group(config, settings: Settings, groups) -> Dict[str, Tuple[str, ...]]:
     """group's first service -> the other services tagged from its images.
 
@@ -345,13 +358,7 @@ def _others_by_group(config, settings: Settings, groups) -> Dict[str, Tuple[str,
                 "--other-service; a main service gets its own final cache image, so "
                 "leave it out of --other-service"
             )
-        image = service_image(config, name, settings.compose_files)
-        if (services(config).get(name) or {}).get("build") is None:
-            raise ConfigError(
-                f"other service {name!r} has no build section, so it is not built "
-                "from a main service's Dockerfile; ci-load would overwrite its "
-                f"image {image}. Leave it out of --other-service"
-            )
+        _buildable_other_image(config, name, settings.compose_files, "a main service's")
         identity = _build_identity(read_service(config, name, settings.compose_files))
         group = next(
             (
@@ -826,13 +833,7 @@ def _other_service_targets(
     for name in dict.fromkeys(names):
         if name == build.service:
             continue  # the main service is built and tagged anyway
-        image = service_image(config, name, settings.compose_files)
-        if (services(config).get(name) or {}).get("build") is None:
-            raise ConfigError(
-                f"other service {name!r} has no build section, so it is not built "
-                "from the main service's Dockerfile; ci-load would overwrite its "
-                f"image {image}. Leave it out of --other-service"
-            )
+        image = _buildable_other_image(config, name, settings.compose_files, "the main service's")
         other = read_service(config, name, settings.compose_files)
         if _build_identity(other) != _build_identity(build):
             raise ConfigError(
