@@ -102,7 +102,7 @@ def read_service(config: Mapping, name: str, files: Sequence[str]) -> ServiceBui
     )
 
 
-def service_image(config: dict, name: str, files: Sequence[str]) -> str:
+def service_image(config: Mapping, name: str, files: Sequence[str]) -> str:
     """The ``image:`` of an extra service, which ci-load tags for the user."""
     all_services = services(config)
     if name not in all_services:
