@@ -18,6 +18,7 @@ from . import templates
 from .builder import Builder, DockerFacts, platform_of
 from .builder import choose as choose_builder
 from .compose_config import ServiceBuild, describe_files, read_service, service_image, services
+from .compose_kind import ComposeKind
 from .errors import ConfigError
 from .names import CacheImages, CacheLocation, cache_images
 from .settings import Settings
@@ -114,6 +115,7 @@ class Plan:
     stage_needs: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
     retries: int = 2  # of each pull, registry check, push and registry-failed build
     retry_delay: float = 1.0  # seconds before the first retry, doubled after
+    compose_version: str = "2"  # of the compose that rendered the config (1.29.2: v1)
 
     def path(self, name: str) -> str:
         return os.path.join(self.workdir, name)
@@ -160,14 +162,17 @@ def make_plan(
     recipe_config: Optional[Mapping] = None,
     builder: Optional[Builder] = None,
     facts: Optional[DockerFacts] = None,
+    compose: Optional[ComposeKind] = None,
 ) -> Plan:
     """Plan a run for ``settings`` from the rendered compose ``config``.
 
     ``dockerfile_text`` is the main service's Dockerfile; ``recipe_config`` is
     the rendered recipe compose file, when one is configured. ``builder`` is
     the builder chosen for the docker in use (``facts``); classic if not given.
+    ``compose`` is the compose that rendered ``config`` (v2 if not given).
     """
     builder = builder or CLASSIC
+    compose = compose or ComposeKind()
     if not settings.service:
         raise ConfigError("no main service: pass --service NAME or set ci_load.service")
     service = settings.service
@@ -215,7 +220,7 @@ def make_plan(
     recipes = _recipes(needed, settings.recipe_repo)
     _check_recipes(recipes, settings, recipe_config)
 
-    location = _main_location(settings, config)
+    location = _main_location(settings, config, compose)
     cache = cache_images(location, service, settings.cache_version, stage_names, recipes)
     others = tuple(
         cache_images(
@@ -242,6 +247,7 @@ def make_plan(
         cache_from,
         builder,
         dockerfile_of,
+        compose.default_image(config, service),
     )
     if builder.buildkit:
         builds = _in_buildkit_order(builds, [t.name for _, t, _ in other_targets])
@@ -318,6 +324,7 @@ def make_plan(
         # needs them: pulling would only fetch what it may never use.
         pull=None if builder.buildkit else (*push_pull, "pull", "--ignore-pull-failures"),
         recipe_builds=recipe_builds,
+        compose_version=compose.version,
         builds=builds,
         tags=tags,
         push=(*push_pull, "push"),
@@ -406,6 +413,7 @@ def _builds(
     cache_from,
     builder: Builder,
     dockerfile_of: Mapping[str, str],
+    default_image: Optional[str],
 ) -> Tuple[Build, ...]:
     """A build per stage in order, then the service's own build."""
     builds = []
@@ -430,9 +438,10 @@ def _builds(
             )
         )
     main_stage_image = cache.stages.get(main_target.name) if main_target.name else None
-    # Without image:, compose names a service's image PROJECT-SERVICE (v2);
-    # tagging that name lets `docker compose up` use the image just built.
-    service_image_name = build.image or _compose_image_name(config, build.service)
+    # Without image:, compose names a service's image PROJECT-SERVICE (v2;
+    # v1: PROJECT_SERVICE); tagging that name lets `compose up` use the image
+    # just built.
+    service_image_name = build.image or default_image
     final_images = tuple(
         dict.fromkeys(i for i in (service_image_name, cache.final, main_stage_image) if i)
     )
@@ -463,11 +472,6 @@ def _in_buildkit_order(builds: Sequence[Build], target_stages) -> Tuple[Build, .
     targets = [b for b in stages if b.name in target_stages]
     rest = [replace(b, only_if_changed=True) for b in stages if b.name not in target_stages]
     return (service, *targets, *rest)
-
-
-def _compose_image_name(config, service: str) -> Optional[str]:
-    project = config.get("name")
-    return f"{project}-{service}".lower() if project else None
 
 
 def _warnings(
@@ -636,7 +640,7 @@ def _recipe_build(
     )
 
 
-def _main_location(settings: Settings, config) -> CacheLocation:
+def _main_location(settings: Settings, config, compose: ComposeKind) -> CacheLocation:
     if settings.cache_repo:
         location = CacheLocation.parse(settings.cache_repo)
         if location.prefix and settings.cache_version:
@@ -648,7 +652,7 @@ def _main_location(settings: Settings, config) -> CacheLocation:
         return location
     # Without a cache repo nothing is pulled or pushed, but stage images still
     # need names; keep them apart per compose project.
-    project = str(config.get("name") or os.path.basename(settings.project_dir))
+    project = str(config.get("name") or compose.project or os.path.basename(settings.project_dir))
     project = re.sub(r"[^a-z0-9]+", "-", project.lower()).strip("-") or "project"
     return CacheLocation(f"ci-load-local/{project}")
 
