@@ -109,6 +109,7 @@ def render_compose(
     project_dir: str,
     flag: str = "--compose-file",
     env_files: Sequence[str] = (),
+    kind: Optional[ComposeKind] = None,
 ) -> dict:
     """Run ``compose config`` and parse its stdout (warnings go to stderr).
 
@@ -135,8 +136,16 @@ def render_compose(
         if error.exit_code is None:
             raise  # compose did not even start: the runner's message says why
         check_compose_runs(runner, compose)
+        hint = ""
+        if kind and kind.v1:
+            # 1.29 refuses keys newer than it (dockerfile_inline, platforms,
+            # additional_contexts, a boolean build arg): say what would read them.
+            hint = (
+                f" (Compose {kind.version} is v1, which knows no compose keys newer "
+                "than 2021; Compose v2 may read this file)"
+            )
         raise ConfigError(
-            f"compose could not read {describe_files(files)}: {error.last_line}"
+            f"compose could not read {describe_files(files)}: {error.last_line}{hint}"
         ) from None
     try:
         config = yaml.safe_load(result.output)
@@ -171,6 +180,7 @@ def read_inputs(settings: Settings, runner: Runner) -> Inputs:
         settings.compose_files,
         settings.project_dir,
         env_files=settings.env_files,
+        kind=compose,
     )
     build = read_service(config, settings.service, settings.compose_files)
     try:
@@ -200,6 +210,7 @@ def read_inputs(settings: Settings, runner: Runner) -> Inputs:
             [settings.recipe_compose],
             os.path.dirname(settings.recipe_compose),
             "--recipe-compose",
+            kind=compose,
         )
     return Inputs(config, dockerfile_text, recipe_config, compose)
 

@@ -1171,8 +1171,8 @@ def test_a_compose_v1_older_than_1_29_is_refused_with_a_line_naming_its_version(
 
     assert line == (
         f"ci-load plan: {compose} is Compose 1.25.0; ci-load needs Compose v2 (`docker "
-        "compose`) or docker-compose 1.29: install docker-compose-plugin, or point --compose / ci_load.compose at "
-        "a v2 binary"
+        "compose`) or docker-compose 1.29: install docker-compose-plugin, or point "
+        "--compose / ci_load.compose at a v2 binary"
     )
 
 

@@ -663,8 +663,8 @@ def test_a_broken_docker_setup_is_one_clear_line(fault, engine, registry, projec
         extra = ["--compose", str(compose)]
         expected = (
             f"ci-load run: {compose} is Compose 1.25.0; ci-load needs Compose v2 "
-            "(`docker compose`) or docker-compose 1.29: install docker-compose-plugin, or point --compose "
-            "/ ci_load.compose at a v2 binary"
+            "(`docker compose`) or docker-compose 1.29: install docker-compose-plugin, "
+            "or point --compose / ci_load.compose at a v2 binary"
         )
     path = "faults/setup"
 
