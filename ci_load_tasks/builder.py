@@ -133,15 +133,15 @@ def platform_of(facts: DockerFacts) -> Mapping[str, str]:
     return {"os_name": facts.server_os or "linux", "arch": facts.server_arch or "amd64"}
 
 
-def _version_tuple(version: str) -> Tuple[int, ...]:
+def version_tuple(version: str) -> Tuple[int, ...]:
     numbers = re.findall(r"\d+", version.split("+", 1)[0].split("-", 1)[0])
     return tuple(int(n) for n in numbers[:3]) or (0,)
 
 
 def major_version(version: str) -> int:
     """The first number of a docker version ("20.10.24+dfsg1" -> 20; 0 if none)."""
-    return _version_tuple(version)[0]
+    return version_tuple(version)[0]
 
 
 def _older(version: str, than: Tuple[int, ...]) -> bool:
-    return _version_tuple(version) < than
+    return version_tuple(version) < than

@@ -18,6 +18,7 @@ from . import templates
 from .builder import Builder, DockerFacts, platform_of
 from .builder import choose as choose_builder
 from .compose_config import ServiceBuild, describe_files, read_service, service_image, services
+from .compose_kind import ComposeKind
 from .errors import ConfigError
 from .names import CacheImages, CacheLocation, cache_images
 from .settings import Settings
@@ -119,6 +120,7 @@ class Plan:
     # the group's stage cache images) and each one's final cache image.
     services: Tuple[str, ...] = ()
     finals: Dict[str, str] = field(default_factory=dict)
+    compose_version: str = "2"  # of the compose that rendered the config (1.29.2: v1)
 
     def path(self, name: str) -> str:
         return os.path.join(self.workdir, name)
@@ -211,6 +213,7 @@ def make_plan(
     recipe_config: Optional[Mapping] = None,
     builder: Optional[Builder] = None,
     facts: Optional[DockerFacts] = None,
+    compose: Optional[ComposeKind] = None,
 ) -> Plan:
     """Plan a run of one main service, ``settings.service``, from the
     rendered compose ``config``.
@@ -218,6 +221,7 @@ def make_plan(
     ``dockerfile_text`` is the main service's Dockerfile; ``recipe_config`` is
     the rendered recipe compose file, when one is configured. ``builder`` is
     the builder chosen for the docker in use (``facts``); classic if not given.
+    ``compose`` is the compose that rendered ``config`` (v2 if not given).
     """
     if not settings.service:
         raise ConfigError(NO_SERVICE)
@@ -231,6 +235,7 @@ def make_plan(
         facts,
         (settings.service,),
         settings.other_services,
+        compose=compose or ComposeKind(),
     )
 
 
@@ -245,6 +250,7 @@ def make_plans(
     recipe_config: Optional[Mapping] = None,
     builder: Optional[Builder] = None,
     facts: Optional[DockerFacts] = None,
+    compose: Optional[ComposeKind] = None,
 ) -> Tuple[Plan, ...]:
     """Plan a run of every main service (``--service``, repeatable, or
     ``--all``): one plan per group of services that build alike but for
@@ -264,7 +270,14 @@ def make_plans(
         one = replace(settings, services=mains, all=False)
         return (
             make_plan(
-                one, config, dockerfile_texts[mains[0]], workdir, recipe_config, builder, facts
+                one,
+                config,
+                dockerfile_texts[mains[0]],
+                workdir,
+                recipe_config,
+                builder,
+                facts,
+                compose,
             ),
         )
 
@@ -282,6 +295,7 @@ def make_plans(
             group,
             others[group[0]],
             several=True,
+            compose=compose or ComposeKind(),
         )
         for group in groups
     ]
@@ -427,11 +441,13 @@ def _group_plan(
     group: Sequence[str],
     other_services: Sequence[str],
     several: bool = False,
+    compose: Optional[ComposeKind] = None,
 ) -> Plan:
     """Plan the builds of ``group``: main services that build alike but for
     ``target`` (the first one's build is the group's), and the other
     services to tag from them. ``several``: the run has other groups or
     services too, which changes the names (see ``make_plans``)."""
+    compose = compose or ComposeKind()
     service, extra_mains = group[0], tuple(group[1:])
     build = read_service(config, service, settings.compose_files)
     generated_dockerfiles = {}
@@ -455,7 +471,7 @@ def _group_plan(
         config, settings, build, dockerfile, main_target, other_services
     )
     main_targets = _main_service_targets(
-        config, settings, build, dockerfile, main_target, extra_mains
+        config, settings, build, dockerfile, main_target, extra_mains, compose
     )
     targets = [main_target, *(t for _, t, _ in (*other_targets, *main_targets))]
 
@@ -482,7 +498,7 @@ def _group_plan(
     recipes = _recipes(needed, settings.recipe_repo)
     _check_recipes(recipes, settings, recipe_config)
 
-    location = _main_location(settings, config)
+    location = _main_location(settings, config, compose)
     cache = cache_images(location, service, settings.cache_version, stage_names, recipes, several)
     others = tuple(
         cache_images(
@@ -518,6 +534,7 @@ def _group_plan(
         cache_from,
         builder,
         dockerfile_of,
+        compose.default_image(config, service),
     )
     if builder.buildkit:
         builds = _in_buildkit_order(builds, [t.name for _, t, _ in (*other_targets, *main_targets)])
@@ -609,6 +626,7 @@ def _group_plan(
         # needs them: pulling would only fetch what it may never use.
         pull=None if builder.buildkit else (*push_pull, "pull", "--ignore-pull-failures"),
         recipe_builds=recipe_builds,
+        compose_version=compose.version,
         builds=builds,
         tags=tags,
         push=(*push_pull, "push"),
@@ -706,6 +724,7 @@ def _builds(
     cache_from,
     builder: Builder,
     dockerfile_of: Mapping[str, str],
+    default_image: Optional[str],
 ) -> Tuple[Build, ...]:
     """A build per stage in order, then the service's own build."""
     builds = []
@@ -730,9 +749,10 @@ def _builds(
             )
         )
     main_stage_image = cache.stages.get(main_target.name) if main_target.name else None
-    # Without image:, compose names a service's image PROJECT-SERVICE (v2);
-    # tagging that name lets `docker compose up` use the image just built.
-    service_image_name = build.image or _compose_image_name(config, build.service)
+    # Without image:, compose names a service's image PROJECT-SERVICE (v2;
+    # v1: PROJECT_SERVICE); tagging that name lets `compose up` use the image
+    # just built.
+    service_image_name = build.image or default_image
     final_images = tuple(
         dict.fromkeys(i for i in (service_image_name, cache.final, main_stage_image) if i)
     )
@@ -763,11 +783,6 @@ def _in_buildkit_order(builds: Sequence[Build], target_stages) -> Tuple[Build, .
     targets = [b for b in stages if b.name in target_stages]
     rest = [replace(b, only_if_changed=True) for b in stages if b.name not in target_stages]
     return (service, *targets, *rest)
-
-
-def _compose_image_name(config, service: str) -> Optional[str]:
-    project = config.get("name")
-    return f"{project}-{service}".lower() if project else None
 
 
 def _warnings(
@@ -854,7 +869,13 @@ def _other_service_targets(
 
 
 def _main_service_targets(
-    config, settings, build: ServiceBuild, dockerfile: Dockerfile, main_target: Stage, names
+    config,
+    settings,
+    build: ServiceBuild,
+    dockerfile: Dockerfile,
+    main_target: Stage,
+    names,
+    compose: ComposeKind,
 ):
     """(service, the stage it builds, its image or None) for each other main
     service of a group; ``group_services`` made sure they build alike."""
@@ -868,7 +889,7 @@ def _main_service_targets(
                 f"no name and is not what {build.service!r} builds; name that stage "
                 "(FROM … AS NAME) so ci-load can build and cache it"
             )
-        found.append((name, stage, other.image or _compose_image_name(config, name)))
+        found.append((name, stage, other.image or compose.default_image(config, name)))
     return found
 
 
@@ -949,7 +970,7 @@ def _recipe_build(
     )
 
 
-def _main_location(settings: Settings, config) -> CacheLocation:
+def _main_location(settings: Settings, config, compose: ComposeKind) -> CacheLocation:
     if settings.cache_repo:
         location = CacheLocation.parse(settings.cache_repo)
         if location.prefix and settings.cache_version:
@@ -961,7 +982,7 @@ def _main_location(settings: Settings, config) -> CacheLocation:
         return location
     # Without a cache repo nothing is pulled or pushed, but stage images still
     # need names; keep them apart per compose project.
-    project = str(config.get("name") or os.path.basename(settings.project_dir))
+    project = str(config.get("name") or compose.project or os.path.basename(settings.project_dir))
     project = re.sub(r"[^a-z0-9]+", "-", project.lower()).strip("-") or "project"
     return CacheLocation(f"ci-load-local/{project}")
 

