@@ -847,7 +847,11 @@ def _other_service_targets(
     found = []
     for name in dict.fromkeys(names):
         if name == build.service:
-            continue  # the main service is built and tagged anyway
+            raise ConfigError(
+                f"service {name!r} is both the main service (--service) and an "
+                "--other-service; the main service is built and tagged anyway, so leave "
+                "it out of --other-service"
+            )
         image = _buildable_other_image(config, name, settings.compose_files, "the main service's")
         other = read_service(config, name, settings.compose_files)
         if _build_identity(other) != _build_identity(build):

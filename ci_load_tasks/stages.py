@@ -5,6 +5,7 @@ escape directives, continuations, heredocs and keyword case come out exactly
 as Docker reads them; this module only interprets the instructions.
 """
 
+import difflib
 import re
 import shlex
 from dataclasses import dataclass
@@ -132,6 +133,7 @@ def parse_dockerfile(
             if current:
                 stages.append(_finish(current, command.start_line - 1))
             current = _read_from(command, len(stages), global_args, stages, path, shadowed)
+            notes.extend(current.pop("notes"))
             later = reused.get((current["name"], command.start_line))
             if later:
                 notes.append(
@@ -391,7 +393,19 @@ def _read_from(command, index, global_args, earlier, path, shadowed=frozenset())
     stage = None if base.isdigit() else _find(earlier, base, shadowed)
     if stage is not None:
         needs.append(stage.key)
+    notes = []
+    if stage is None and "/" not in base and ":" not in base and "@" not in base:
+        # A bare name one letter away from a stage is far likelier a typo than
+        # an image of Docker Hub's library; docker would only fail on the pull.
+        names = [s.name for s in earlier if s.name]
+        close = difflib.get_close_matches(base.lower(), names, n=1, cutoff=0.75)
+        if close:
+            notes.append(
+                f"{path}:{command.start_line}: FROM {base} names no earlier stage, so docker "
+                f"pulls it as an image; did you mean stage {close[0]!r}?"
+            )
     return {
+        "notes": notes,
         "index": index,
         "name": name,
         "base": base,

@@ -468,17 +468,9 @@ def test_a_target_that_is_a_number_is_not_the_stage_of_that_index():
             ["shop-build"],
             id="another service named twice",
         ),
-        pytest.param(
-            ["shop", "shop-latest"],
-            [(f"{R}:shop_final", "example/shop:latest")],
-            ["shop-latest"],
-            id="the main service named as another service",
-        ),
     ],
 )
-def test_other_services_named_twice_or_naming_the_main_service_are_tagged_once(
-    other_services, tags, tagged_services
-):
+def test_other_services_named_twice_are_tagged_once(other_services, tags, tagged_services):
     plan = shop_plan(other_services=other_services)
 
     assert [(t.source, t.target) for t in plan.tags] == tags
@@ -962,17 +954,8 @@ def test_compose_v2_accepts_every_generated_file(flags, tmp_path, compose):
         assert result.returncode == 0, f"recipes.yml as an override: {result.stderr}"
 
 
-@pytest.mark.parametrize(
-    "other_services",
-    [
-        pytest.param(["shop-build", "shop-build"], id="another service named twice"),
-        pytest.param(["shop"], id="the main service named as another service"),
-    ],
-)
-def test_a_repeated_service_is_built_and_tagged_once_in_a_file_compose_accepts(
-    other_services, tmp_path, compose
-):
-    plan = shop_plan(workdir=tmp_path / "work", other_services=other_services)
+def test_a_repeated_service_is_built_and_tagged_once_in_a_file_compose_accepts(tmp_path, compose):
+    plan = shop_plan(workdir=tmp_path / "work", other_services=["shop-build", "shop-build"])
     write_files(plan)
 
     result = compose(plan.path("stages.yml"), quiet=True, cwd=tmp_path)
@@ -1904,3 +1887,15 @@ def test_one_group_of_two_services_still_pulls_and_pushes_in_the_run_commands():
         + " ".join([*(f"g1_cache_stage_{s}" for s in STAGES), "g1_cache_final_shop-build"])
     )
     assert list(plans_as_json((plan,))) == ["services", "plans", "commands"]
+
+
+def test_the_main_service_named_as_another_service_is_an_error_saying_to_leave_it_out():
+    # As with several main services: a slip in a CI script, not something to
+    # pass over in silence.
+    with pytest.raises(ConfigError) as error:
+        shop_plan(other_services=["shop", "shop-latest"])
+
+    assert str(error.value) == (
+        "service 'shop' is both the main service (--service) and an --other-service; the "
+        "main service is built and tagged anyway, so leave it out of --other-service"
+    )

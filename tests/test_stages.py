@@ -676,3 +676,12 @@ def test_a_syntax_comment_after_the_first_instruction_is_no_directive():
     text = "FROM busybox AS a\n# syntax=docker/dockerfile:1\nRUN true\n"
 
     assert parse_dockerfile(text, "Dockerfile", {}).notes == ()
+
+
+def test_a_from_one_letter_off_an_earlier_stage_is_named_as_a_likely_typo():
+    text = "FROM busybox AS deps\nFROM dpes AS build\nFROM alpine AS tools\nFROM node AS nodes\n"
+
+    assert parse_dockerfile(text, "Dockerfile", {}).notes == (
+        "Dockerfile:2: FROM dpes names no earlier stage, so docker pulls it as an image; "
+        "did you mean stage 'deps'?",
+    )
