@@ -396,6 +396,9 @@ def _run_steps(
                 try:
                     with steps.timed(report, STEP_NAMES[step], runner):
                         steps.run_step(step, plans, runner, report)
+                        if step is steps.pull and steps.build not in chosen:
+                            # No build to overlap the registry's answer with.
+                            steps.finish_registry_check(plans[0], runner, report)
                 except CommandError as error:
                     if push_partial and step is steps.build and error.exit_code is not None:
                         with steps.timed(report, "push", runner):
@@ -408,6 +411,7 @@ def _run_steps(
         report.error = f"interrupted by {error}"
         raise
     finally:
+        steps.cancel_pending(report)
         try:
             report.write(report_path)
         except OSError as error:

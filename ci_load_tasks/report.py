@@ -2,7 +2,7 @@
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .build_log import BuildLog
 
@@ -51,6 +51,11 @@ class Report:
     step_seconds: Dict[str, float] = field(default_factory=dict)
     dry: bool = False  # a dry run: nothing was built, tagged or pushed
     error: Optional[str] = None  # why the run stopped, when it failed
+
+    def __post_init__(self) -> None:
+        # Commands a step started and a later step waits for (by name), so
+        # their time overlaps a build. Not a field: never in the JSON.
+        self.pending: Dict[str, Any] = {}
 
     def as_dict(self) -> dict:
         data = asdict(self)

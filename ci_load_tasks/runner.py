@@ -13,7 +13,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, Mapping, Optional, Sequence, TextIO
+from typing import Any, Callable, Deque, Dict, Generic, Mapping, Optional, Sequence, TextIO, TypeVar
 
 import sh
 
@@ -25,6 +25,8 @@ from .shell import shell_line
 logging.getLogger("sh").setLevel(logging.WARNING)
 
 TAIL_LINES = 30
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,20 +64,27 @@ class Runner:
         """A generated file was written (verbose shows it)."""
         self.console.file(path, text)
 
-    def run(
+    def run(self, argv: Sequence[str], *, stream: bool = True, **options: Any) -> Result:
+        """Run ``argv`` and wait for it: ``start`` (which says what the
+        options mean) with the output streamed live by default."""
+        return self.start(argv, stream=stream, **options).wait()
+
+    def start(
         self,
         argv: Sequence[str],
         *,
         changes: bool = True,
-        stream: bool = True,
+        stream: bool = False,
         merge_stderr: bool = True,
         ok_codes: Sequence[int] = (0,),
         on_line: Optional[Callable[[str], None]] = None,
         env: Optional[Mapping[str, str]] = None,
         echo: Optional[bool] = None,
         show_stderr: bool = True,
-    ) -> Result:
-        """Run ``argv`` and return its output.
+        hold_stderr: bool = False,
+    ) -> "Started[Result]":
+        """Start ``argv`` and return at once; ``wait()`` on the answer gives
+        its Result, or raises CommandError when it fails.
 
         ``changes=False`` marks a command that only reads (``compose config``):
         it runs in a dry run too, since planning needs its answer. With
@@ -83,6 +92,14 @@ class Runner:
         for commands whose stdout is data (``show_stderr=False`` keeps that
         stderr for the error message only). ``env`` adds variables to ours;
         they are shown in front of the command, as a shell would take them.
+
+        Started alone, it serves questions whose answer is needed only later
+        (``compose config`` while compose's version is asked), so their
+        start-up times overlap; its output is then not streamed (``stream``),
+        since two commands' lines would mix. A started command nobody waits
+        for must be ``cancel()``-ed.
+        ``hold_stderr``: its stderr is shown when it is waited for, not as it
+        comes (what a command asked too early says is shown only if needed).
         """
         argv = tuple(str(a) for a in argv)
         env = dict(env or {})
@@ -90,7 +107,7 @@ class Runner:
         if self.dry and changes:
             self.console.command(f"{shown}  # dry run: not run")
             self.console.command_done()
-            return Result(argv, 0, "", 0.0, ran=False)
+            return Started.done(Result(argv, 0, "", 0.0, ran=False))
         if self.echo if echo is None else echo:
             self.console.command(shown)
 
@@ -109,8 +126,13 @@ class Runner:
         def pass_stderr(line: str) -> None:
             tail.append(line)
             errors.append(line)
-            if show_stderr:
+            if show_stderr and not hold_stderr:
                 self.console.error_output(line)
+
+        def show_held_stderr() -> None:
+            if show_stderr and hold_stderr:
+                for line in errors:
+                    self.console.error_output(line)
 
         try:
             command = sh.Command(argv[0])
@@ -122,60 +144,88 @@ class Runner:
             ) from None
 
         started = time.monotonic()
+        # A plain dict: sh's typed overloads know no file-like sink.
+        options: Dict[str, Any] = dict(
+            _out=_LineSink(keep),
+            _ok_code=list(ok_codes),
+            _in=None,
+            # A pipe, not sh's default pseudo-terminal: docker and compose
+            # then print plain lines instead of redrawn progress bars.
+            _tty_out=False,
+            _env={**os.environ, **env},
+            _truncate_exc=False,
+            # In the background so that we wait, and an interrupt (SIGINT,
+            # or SIGTERM turned into one by the task layer) reaches us and
+            # we can stop the child instead of leaving it running.
+            _bg=True,
+            _bg_exc=False,
+        )
+        if merge_stderr:
+            options["_err_to_out"] = True
+        else:
+            options["_err"] = _LineSink(pass_stderr)
         try:
-            # A plain dict: sh's typed overloads know no file-like sink.
-            options: Dict[str, Any] = dict(
-                _out=_LineSink(keep),
-                _ok_code=list(ok_codes),
-                _in=None,
-                # A pipe, not sh's default pseudo-terminal: docker and compose
-                # then print plain lines instead of redrawn progress bars.
-                _tty_out=False,
-                _env={**os.environ, **env},
-                _truncate_exc=False,
-                # In the background so that we wait, and an interrupt (SIGINT,
-                # or SIGTERM turned into one by the task layer) reaches us and
-                # we can stop the child instead of leaving it running.
-                _bg=True,
-                _bg_exc=False,
-            )
-            if merge_stderr:
-                options["_err_to_out"] = True
-            else:
-                options["_err"] = _LineSink(pass_stderr)
             process = command(*argv[1:], **options)
-            try:
-                process.wait()
-            except BaseException:
-                if process.is_alive():
-                    _stop(process)
-                raise
-            finally:
-                self.console.command_done()
-            exit_code = process.exit_code
         except sh.ForkException as error:
+            self.console.command_done()
             # The program exists but could not be started (bad interpreter,
             # not executable); sh reports the OS error inside its message.
             reason = str(error).strip().splitlines()[-1:] or ["unknown error"]
             raise CommandError(f"cannot start {argv[0]}: {reason[0].strip()}", argv) from None
-        except sh.ErrorReturnCode as error:
-            seconds = time.monotonic() - started
-            raise CommandError(
-                f"command failed with exit code {error.exit_code} after {seconds:.1f}s: {shown}",
+
+        def finish() -> Result:
+            try:
+                try:
+                    process.wait()
+                except BaseException:
+                    if process.is_alive():
+                        _stop(process)
+                    raise
+                finally:
+                    self.console.command_done()
+                show_held_stderr()
+            except sh.ErrorReturnCode as error:
+                show_held_stderr()
+                seconds = time.monotonic() - started
+                raise CommandError(
+                    f"command failed with exit code {error.exit_code} after {seconds:.1f}s: "
+                    f"{shown}",
+                    argv,
+                    error.exit_code,
+                    "".join(tail),
+                ) from None
+            return Result(
                 argv,
-                error.exit_code,
-                "".join(tail),
-            ) from None
-        return Result(
-            argv, exit_code, "".join(kept), time.monotonic() - started, errors="".join(errors)
-        )
+                process.exit_code,
+                "".join(kept),
+                time.monotonic() - started,
+                errors="".join(errors),
+            )
+
+        def cancel() -> None:
+            if process.is_alive():
+                _stop(process)
+
+        return Started(finish, cancel)
 
     def run_all(self, commands: Sequence[Sequence[str]], echo: Optional[bool] = None) -> list:
         """Run read-only ``commands`` at the same time; (exit code, stdout +
         stderr) of each, in order. For quick questions to a registry, where
         waiting for each in turn would add up; a failure is an answer here.
         """
-        started = []
+        return self.start_all(commands, echo).wait()
+
+    def start_all(
+        self, commands: Sequence[Sequence[str]], echo: Optional[bool] = None
+    ) -> "Started[list]":
+        """``run_all``, started: ``wait()`` gives its answers."""
+        started: list = []
+
+        def cancel() -> None:
+            for process in started:
+                if process.is_alive():
+                    _stop(process)
+
         try:
             for argv in commands:
                 argv = tuple(str(a) for a in argv)
@@ -202,17 +252,48 @@ class Runner:
                         _truncate_exc=False,
                     )
                 )
-            answers = []
-            for process in started:
-                process.wait()
-                answers.append((process.exit_code, str(process)))
-            self.console.command_done()
-            return answers
         except BaseException:
-            for process in started:
-                if process.is_alive():
-                    _stop(process)
+            cancel()
             raise
+
+        def finish() -> list:
+            try:
+                answers = []
+                for process in started:
+                    process.wait()
+                    answers.append((process.exit_code, str(process)))
+                self.console.command_done()
+                return answers
+            except BaseException:
+                cancel()
+                raise
+
+        return Started(finish, cancel)
+
+
+class Started(Generic[T]):
+    """What ``Runner.start`` (a Result) or ``start_all`` (answers) started:
+    ``wait()`` for it; ``cancel()`` stops what still runs (harmless after
+    ``wait()``)."""
+
+    def __init__(self, finish: Callable[[], T], cancel: Callable[[], None]):
+        self._finish = finish
+        self._cancel = cancel
+        self._result: Optional[T] = None
+
+    @classmethod
+    def done(cls, result: T) -> "Started[T]":
+        started = cls(lambda: result, lambda: None)
+        started._result = result
+        return started
+
+    def wait(self) -> T:
+        if self._result is None:
+            self._result = self._finish()
+        return self._result
+
+    def cancel(self) -> None:
+        self._cancel()
 
 
 class _LineSink:

@@ -77,7 +77,9 @@ def pull(plan: Plan, runner: Runner, report: Report) -> None:
 
     Under BuildKit nothing is pulled: the builds read the cache from the
     registry, only what they use. The registry is asked which images it has,
-    to report a missing cache or a registry in trouble before the build.
+    to report a missing cache or a registry in trouble, and to skip building
+    a stage whose cache image is current; the answer is taken once that is
+    needed (``finish_registry_check``).
     """
     _require_cache_repo(plan, "pull")
     if plan.pull is None:
@@ -119,12 +121,31 @@ def pull(plan: Plan, runner: Runner, report: Report) -> None:
 
 
 def _check_registry(plan: Plan, runner: Runner, report: Report) -> None:
+    """Ask the registry which cache images it holds; the answer is taken by
+    ``finish_registry_check``, which the build calls once it needs it (after
+    its first build, which it does not delay) and a run calls otherwise."""
     runner.say(
-        f"builder {plan.builder}: the builds read the cache from the registry; nothing to pull"
+        f"builder {plan.builder}: the builds read the cache from the registry; nothing to "
+        "pull. Asking the registry which cache images it holds, beside the build"
     )
     if runner.dry:
         return
-    held = registry_ids(plan, runner, list(plan.registry_checks), report)
+    images = list(plan.registry_checks)
+    started = runner.start_all([plan.registry_checks[image] for image in images])
+    report.pending[REGISTRY_CHECK] = (images, started)
+
+
+REGISTRY_CHECK = "registry check"
+
+
+def finish_registry_check(plan: Plan, runner: Runner, report: Report) -> None:
+    """Take the answer of the registry check the pull step started, if any:
+    say what the registry lacks, and warn when it could not be asked."""
+    pending = report.pending.pop(REGISTRY_CHECK, None)
+    if pending is None:
+        return
+    images, started = pending
+    held = registry_ids(plan, runner, images, report, started)
     trouble = next((why for why in held.values() if why.startswith("trouble:")), None)
     if trouble:
         runner.warn(
@@ -141,15 +162,26 @@ def _check_registry(plan: Plan, runner: Runner, report: Report) -> None:
         runner.say(f"  not found ({why}): {image}")
 
 
-def registry_ids(plan: Plan, runner: Runner, images, report: Report) -> dict:
+def cancel_pending(report: Report) -> None:
+    """Stop what a step started and no later step waited for (after an error)."""
+    for _, started in report.pending.values():
+        started.cancel()
+    report.pending.clear()
+
+
+def registry_ids(plan: Plan, runner: Runner, images, report: Report, started=None) -> dict:
     """image -> the id (config digest) of the image the registry holds under
     that name, ``missing``, or ``trouble: <why>`` when the registry could not
-    be asked; the registry is asked for all images at once, and again for
-    those it failed to answer, as often as ``plan.retries`` allows."""
+    be asked; the registry is asked for all images at once (``started``: the
+    first asking, begun already), and again for those it failed to answer,
+    as often as ``plan.retries`` allows."""
     found = {}
     todo = list(images)
     for delay in (*retry_delays(plan), None):
-        answers = runner.run_all([plan.registry_checks[image] for image in todo])
+        if started is not None:
+            answers, started = started.wait(), None
+        else:
+            answers = runner.run_all([plan.registry_checks[image] for image in todo])
         for image, (code, output) in zip(todo, answers):
             found[image] = _registry_answer(code, output)
         todo = [image for image in todo if found[image].startswith("trouble:")]
@@ -258,6 +290,8 @@ def build(plan: Plan, runner: Runner, report: Report) -> None:
     logs: List[Optional[BuildLog]] = []
     first = len(report.stages)
     for item in plan.builds:
+        if item.only_if_changed:
+            finish_registry_check(plan, runner, report)
         if item.only_if_changed and _in_registry(item, report) and not _ran_steps(item.name, logs):
             runner.say(
                 f"-- stage {item.name}{_of_group(plan)}: not built; the builds before took "
@@ -270,6 +304,7 @@ def build(plan: Plan, runner: Runner, report: Report) -> None:
         logs.append(log)
         if not runner.dry:
             report.tagged.extend(item.images)
+    finish_registry_check(plan, runner, report)  # a plan with no stage to build after
     if plan.builder == "buildkit":
         _credit_stages(report.stages[first:], logs, plan.service)
     for tag in plan.tags:

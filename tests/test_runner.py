@@ -8,6 +8,7 @@ import io
 import shlex
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -290,25 +291,27 @@ def test_run_all_returns_each_exit_code_and_output_in_the_order_asked(out):
     assert out.getvalue() == "".join(f"+ {shlex.join(argv)}\n" for argv in commands)
 
 
-def test_run_all_runs_the_commands_at_the_same_time(tmp_path):
-    # Each waits for the other's file: one at a time, neither would finish.
-    a, b = tmp_path / "a", tmp_path / "b"
-    wait_for = """
+def touch_then_wait(touch, wait_for, then_print):
+    """argv that touches a file, waits (20 s at most) for another, prints."""
+    code = """
         import pathlib, sys, time
         pathlib.Path(sys.argv[1]).touch()
         deadline = time.monotonic() + 20
         while not pathlib.Path(sys.argv[2]).exists():
             if time.monotonic() > deadline:
-                sys.exit("alone")
+                sys.exit("waited in vain")
             time.sleep(0.05)
-        print("together")
+        print(sys.argv[3])
     """
+    return python(code) + [str(touch), str(wait_for), then_print]
+
+
+def test_run_all_runs_the_commands_at_the_same_time(tmp_path):
+    # Each waits for the other's file: one at a time, neither would finish.
+    a, b = tmp_path / "a", tmp_path / "b"
 
     answers = Runner(out=io.StringIO()).run_all(
-        [
-            python(wait_for) + [str(a), str(b)],
-            python(wait_for) + [str(b), str(a)],
-        ]
+        [touch_then_wait(a, b, "together"), touch_then_wait(b, a, "together")]
     )
 
     assert answers == [(0, "together\n"), (0, "together\n")]
@@ -325,3 +328,75 @@ def test_run_all_with_an_unknown_program_is_a_command_error_naming_it():
         Runner(out=io.StringIO()).run_all([python("print(1)"), ["/nonexistent/docker", "x"]])
 
     assert str(error.value).startswith("'/nonexistent/docker' not found (or not executable)")
+
+
+# -- start: a question asked now, its answer taken later -------------------------
+
+
+def test_start_returns_while_the_command_runs_and_wait_gives_run_s_result(tmp_path, out):
+    # The command waits for a file written only after start() returned: had
+    # start() waited for it, this would time out.
+    go = tmp_path / "go"
+    started = Runner(out=out).start(touch_then_wait(tmp_path / "waiting", go, "went"))
+    go.touch()
+    result = started.wait()
+
+    assert (result.exit_code, result.output) == (0, "went\n")
+    assert started.wait() is result  # waited for once, answered again
+    assert out.getvalue().startswith(f"+ {PY} -c ")  # shown when started
+
+
+def test_a_started_command_that_fails_raises_run_s_error_on_wait(out):
+    started = Runner(out=out).start(python("import sys; print('bad'); sys.exit(3)"))
+
+    with pytest.raises(CommandError) as error:
+        started.wait()
+
+    assert error.value.exit_code == 3
+    assert error.value.tail == "bad\n"
+
+
+def test_held_stderr_is_shown_when_waited_for_not_before(capsys):
+    runner = Runner(out=io.StringIO())
+    started = runner.start(
+        python("import sys; print('data'); print('a warning', file=sys.stderr)"),
+        merge_stderr=False,
+        hold_stderr=True,
+    )
+    # Long enough for the line to have arrived, had it been passed on.
+    time.sleep(0.5)
+    assert capsys.readouterr().err == ""
+
+    result = started.wait()
+
+    assert capsys.readouterr().err == "a warning\n"
+    assert (result.output, result.errors) == ("data\n", "a warning\n")
+
+
+def test_cancel_stops_a_started_command_that_nobody_waits_for():
+    started = Runner(out=io.StringIO()).start(python("import time; time.sleep(60)"))
+    began = time.monotonic()
+
+    started.cancel()
+
+    with pytest.raises(CommandError) as error:
+        started.wait()
+    assert error.value.exit_code == -15  # SIGTERM
+    assert time.monotonic() - began < 10
+
+
+def test_a_read_only_command_starts_in_a_dry_run_too_and_a_changing_one_does_not(out):
+    runner = Runner(dry=True, out=out)
+
+    read = runner.start(python("print('asked')"), changes=False).wait()
+    change = runner.start(python("print('changed')")).wait()
+
+    assert (read.ran, read.output) == (True, "asked\n")
+    assert (change.ran, change.output) == (False, "")
+    assert "# dry run: not run" in out.getvalue()
+
+
+def test_start_all_answers_later_in_the_order_asked(out):
+    started = Runner(out=out).start_all([python("print('one')"), python("print('two')")])
+
+    assert started.wait() == [(0, "one\n"), (0, "two\n")]

@@ -21,11 +21,13 @@ from ci_load_tasks.builder import DockerFacts, choose
 from ci_load_tasks.errors import CommandError, ConfigError
 from ci_load_tasks.plan import make_plan, make_plans
 from ci_load_tasks.report import Report, StageResult
-from ci_load_tasks.runner import Result
+from ci_load_tasks.runner import Result, Started
 from ci_load_tasks.settings import Settings
 from ci_load_tasks.steps import (
     GENERATED_MARK,
     build,
+    cancel_pending,
+    finish_registry_check,
     pull,
     push,
     registry_trouble,
@@ -158,6 +160,7 @@ class StandInRunner:
         self.asked = []
         self.said = []
         self.shown_files = []
+        self.events = []  # registry asked / answer taken, builds run, in order
 
     def say(self, text):
         self.said.append(text)
@@ -182,8 +185,20 @@ class StandInRunner:
             raise CommandError("push failed", argv, 1, "received unexpected HTTP status: 500")
         for item in self.plan.builds:
             if argv == item.argv:
+                self.events.append(f"built {item.name}")
                 return Result(argv, 0, self.builds.get(item.name, FINISHED), 0.0)
         return Result(argv, 0, "", 0.0)
+
+    def start_all(self, commands):
+        # The answer is taken when waited for: self.events tells when.
+        self.events.append("registry asked")
+        answers = self.run_all(commands)
+
+        def answer():
+            self.events.append("registry answer taken")
+            return answers
+
+        return Started(answer, lambda: None)
 
     def run_all(self, commands):
         answers = []
@@ -354,6 +369,7 @@ def test_under_buildkit_pull_pulls_nothing_and_asks_the_registry(tmp_path):
     report = Report()
 
     pull(plan, runner, report)
+    finish_registry_check(plan, runner, report)  # as a build or a run does
 
     assert runner.ran == []  # no compose pull, no image list
     assert runner.asked == list(plan.registry_checks.values())
@@ -369,6 +385,7 @@ def test_under_buildkit_a_registry_in_trouble_is_a_warning_naming_why(tmp_path):
     report = Report()
 
     pull(plan, runner, report)
+    finish_registry_check(plan, runner, report)
 
     assert report.missing == list(plan.pushed)
     assert f"warning: registry check failed ({why}); trying again in 0s" in runner.said
@@ -377,6 +394,32 @@ def test_under_buildkit_a_registry_in_trouble_is_a_warning_naming_why(tmp_path):
         "building without that cache. Check --cache-repo and `docker login`"
     ) in runner.said
     assert report.retries == {"registry check": 2}
+
+
+def test_under_buildkit_the_registry_s_answer_is_taken_after_the_first_build(tmp_path):
+    # Asked in the pull step, answered beside the service's build, which does
+    # not need it: only whether a stage must be built after it does.
+    plan = buildkit_layers_plan(tmp_path)
+    runner = StandInRunner(plan, registry={image: "sha256:1" for image in plan.pushed})
+    report = Report()
+
+    pull(plan, runner, report)
+    assert (runner.events, report.registry_checked) == (["registry asked"], False)
+    build(plan, runner, report)
+
+    assert runner.events[:3] == ["registry asked", "built app", "registry answer taken"]
+    assert report.registry_checked and report.missing == []
+    assert report.pending == {}
+
+
+def test_a_registry_check_nobody_waited_for_is_stopped():
+    report = Report()
+    stopped = []
+    report.pending["registry check"] = ([], Started(list, lambda: stopped.append(True)))
+
+    cancel_pending(report)
+
+    assert stopped == [True] and report.pending == {}
 
 
 SERVICE_ALL_CACHED = (
