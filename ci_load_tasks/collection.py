@@ -362,6 +362,16 @@ def run(c, settings, runner, pull=True, build=True, push=False, push_partial=Fal
         chosen += [steps.restore_recipes, steps.build]
     if push:
         chosen.append(steps.push)
+    if push_partial and not build:
+        raise ConfigError(
+            "--push-partial pushes what a failed build left, so it does nothing with "
+            "--no-build: drop one of them"
+        )
+    if not chosen:
+        not_pulled = "--no-pull" if not pull else "no --cache-repo to pull from"
+        raise ConfigError(
+            f"nothing to do: --no-build, {not_pulled}, and no --push; drop --no-build or add --push"
+        )
     _run_steps(settings, runner, chosen, report, "run", push_partial=push_partial and build)
 
 
@@ -391,6 +401,8 @@ def _run_steps(
             report.builder = plans[0].builder
             cache_images = _summary_images(plans)
             for warning in dict.fromkeys(w for the_plan in plans for w in the_plan.warnings):
+                runner.warn(warning)
+            for warning in _inside_a_context(plans, workdir, report_path):
                 runner.warn(warning)
             for step in chosen:
                 try:
@@ -431,6 +443,32 @@ def _run_steps(
             )
             if trouble:
                 runner.warn(trouble)
+
+
+def _inside_a_context(plans, workdir: str, report_path) -> list:
+    """Warnings for a work directory or report inside a build context.
+
+    Docker sends the whole context to every build, and a `COPY . .` would see
+    files that change on every run, so its step (and all after it) would miss
+    the cache each time. NOTE: .dockerignore is not read here; a path it
+    leaves out is warned about all the same.
+    """
+    warnings = []
+    for what, path in (("--workdir", workdir), ("--report", report_path)):
+        if not path:
+            continue
+        path = os.path.realpath(path)
+        for the_plan in plans:
+            context = os.path.realpath(the_plan.context)
+            if os.path.commonpath([path, context]) == context:
+                warnings.append(
+                    f"{what} {path} is inside the build context of service "
+                    f"{the_plan.service!r} ({context}): docker sends it with every build, and "
+                    "a `COPY .` would miss the cache on every run unless .dockerignore leaves "
+                    "it out; use a path outside the context"
+                )
+                break
+    return warnings
 
 
 def _summary_images(plans) -> dict:

@@ -289,6 +289,11 @@ def build(plan: Plan, runner: Runner, report: Report) -> None:
                 )
     logs: List[Optional[BuildLog]] = []
     first = len(report.stages)
+    # One build after another, on purpose. Tried on dockerd 20.10 (bench
+    # project, cold): the stage builds after the service's, started together,
+    # took 1.3 s each instead of 0.8 + 0.2 + 0.2 s in turn (each exported the
+    # shared parent layers anew); and a stage build started as soon as the
+    # service's log showed that stage done ran its RUN step again.
     for item in plan.builds:
         if item.only_if_changed:
             finish_registry_check(plan, runner, report)

@@ -1236,3 +1236,93 @@ def test_all_and_service_flags_together_are_a_one_line_error(inv):
         "ci-load plan: --all and --service are both given (flags): --all takes every "
         "service with a build section, --service names them; give one of them"
     )
+
+
+# -- runs that would do nothing, and paths that would spoil the cache ------------
+
+
+@pytest.mark.parametrize(
+    "flags, not_pulled",
+    [
+        pytest.param(["--no-pull"], "--no-pull", id="--no-pull"),
+        pytest.param([], "no --cache-repo to pull from", id="no cache repo"),
+    ],
+)
+def test_a_run_with_no_step_left_is_a_one_line_error(inv, fake_docker, flags, not_pulled):
+    docker, calls = fake_docker
+
+    line = one_line_error(
+        inv("ci-load.run", "--service", "app", "--docker", str(docker), "--no-build", *flags)
+    )
+
+    assert line == (
+        f"ci-load run: nothing to do: --no-build, {not_pulled}, and no --push; drop "
+        "--no-build or add --push"
+    )
+    assert docker_calls(calls) == []
+
+
+def test_push_partial_without_a_build_is_a_one_line_error(inv, fake_docker):
+    docker, calls = fake_docker
+    args = ["--service", "app", "--docker", str(docker), "--cache-repo", "reg.example/cache"]
+
+    line = one_line_error(inv("ci-load.run", *args, "--no-build", "--push-partial"))
+
+    assert line == (
+        "ci-load run: --push-partial pushes what a failed build left, so it does nothing "
+        "with --no-build: drop one of them"
+    )
+    assert docker_calls(calls) == []
+
+
+def test_a_workdir_or_report_inside_the_build_context_is_warned_about(inv, project, fake_docker):
+    # The example's build context is the project directory itself.
+    docker, _ = fake_docker
+
+    result = inv(
+        "--dry",
+        "ci-load.run",
+        "--service",
+        "app",
+        "--compose",
+        "docker compose",
+        "--docker",
+        str(docker),
+        "--workdir",
+        str(project / "ci-work"),
+        "--report",
+        str(project / "report.json"),
+    )
+
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stdout.splitlines() if "inside the build context" in line]
+    context = os.path.realpath(project)
+    assert warned == [
+        f"warning: {flag} {os.path.realpath(project / name)} is inside the build context of "
+        f"service 'app' ({context}): docker sends it with every build, and a `COPY .` would "
+        "miss the cache on every run unless .dockerignore leaves it out; use a path outside "
+        "the context"
+        for flag, name in (("--workdir", "ci-work"), ("--report", "report.json"))
+    ]
+
+
+def test_a_workdir_and_report_outside_the_context_are_not_warned_about(inv, fake_docker, tmp_path):
+    docker, _ = fake_docker
+
+    result = inv(
+        "--dry",
+        "ci-load.run",
+        "--service",
+        "app",
+        "--compose",
+        "docker compose",
+        "--docker",
+        str(docker),
+        "--workdir",
+        str(tmp_path / "ci-work"),
+        "--report",
+        str(tmp_path / "report.json"),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "inside the build context" not in result.stdout + result.stderr
