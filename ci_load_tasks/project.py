@@ -179,9 +179,9 @@ def start_compose_config(
     if files:
         argv += ["--project-directory", project_dir]
     argv += ["--profile", "*", "config"]
-    # Its stderr (compose's warnings, or why it failed) is shown once it is
-    # waited for: after compose itself was found working.
-    return runner.start(argv, changes=False, merge_stderr=False, hold_stderr=True)
+    # Shown (the command, then compose's warnings or why it failed) once it
+    # is waited for: after compose itself was found working.
+    return runner.start(argv, changes=False, merge_stderr=False, hold=True)
 
 
 @dataclass
@@ -320,6 +320,7 @@ def start_docker_version(runner: Runner, docker: Sequence[str]) -> "Started[Resu
         merge_stderr=False,
         show_stderr=False,
         ok_codes=(0, 1),
+        hold=True,  # shown when its answer is taken, after compose's
     )
 
 
@@ -380,37 +381,42 @@ def pick_builder(
     started: "Optional[Started[Result]]" = None,
 ):
     """The builder to use and the facts it was chosen from (None for a plan
-    with the classic builder, which needs none). ``need_daemon``: no daemon
-    answering is an error, before any work. ``started``: the ``docker
-    version`` started already, if any."""
+    with the classic builder, which needs none). ``need_daemon``: the daemon
+    is asked even for the classic builder, for ``require_daemon`` to check.
+    ``started``: the ``docker version`` started already, if any."""
     if not needs_docker_facts(settings, need_daemon):
         return choose("classic", DockerFacts("0", None)), None
     facts = docker_facts(runner, settings.docker, started)
-    if facts.server_version is None and need_daemon:
+    builder: Builder = choose(settings.builder, facts)
+    if facts.server_version is None and not need_daemon:
+        runner.say("note: no docker daemon answered; the builder is chosen from the client alone")
+    return builder, facts
+
+
+def require_daemon(settings: Settings, facts: Optional[DockerFacts]) -> None:
+    """No daemon answering is an error for a run, before any work."""
+    if facts is not None and facts.server_version is None:
         raise CommandError(
             f"no docker daemon answered ({facts.daemon_error}): start dockerd, or point "
             "DOCKER_HOST (or --docker) at a running one",
             (*settings.docker, "version"),
         )
-    builder: Builder = choose(settings.builder, facts)
-    if facts.server_version is None:
-        runner.say("note: no docker daemon answered; the builder is chosen from the client alone")
-    return builder, facts
 
 
 def plans_for(
     settings: Settings, runner: Runner, workdir: str, need_daemon: bool = False
 ) -> Tuple[Plan, ...]:
     """The plans of a run: one, or one per group of main services (see
-    ``plan.make_plans``)."""
+    ``plan.make_plans``). ``need_daemon``: no daemon answering is an error,
+    said once the inputs are known to be right (they are the user's to fix
+    either way, and need no daemon to check)."""
     reads = start_reads(settings, runner, need_daemon)
     try:
         inputs = read_inputs(settings, runner, reads)
         builder, facts = pick_builder(settings, runner, need_daemon, reads.docker_version)
     finally:
         reads.cancel()  # what an error left unread
-    runner.say(f"builder: {builder.name} ({builder.reason})")
-    return make_plans(
+    plans = make_plans(
         settings,
         inputs.config,
         inputs.dockerfile_texts,
@@ -420,3 +426,7 @@ def plans_for(
         facts,
         inputs.compose,
     )
+    if need_daemon:
+        require_daemon(settings, facts)
+    runner.say(f"builder: {builder.name} ({builder.reason})")
+    return plans

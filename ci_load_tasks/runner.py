@@ -81,7 +81,7 @@ class Runner:
         env: Optional[Mapping[str, str]] = None,
         echo: Optional[bool] = None,
         show_stderr: bool = True,
-        hold_stderr: bool = False,
+        hold: bool = False,
     ) -> "Started[Result]":
         """Start ``argv`` and return at once; ``wait()`` on the answer gives
         its Result, or raises CommandError when it fails.
@@ -98,8 +98,9 @@ class Runner:
         start-up times overlap; its output is then not streamed (``stream``),
         since two commands' lines would mix. A started command nobody waits
         for must be ``cancel()``-ed.
-        ``hold_stderr``: its stderr is shown when it is waited for, not as it
-        comes (what a command asked too early says is shown only if needed).
+        ``hold``: the command line and its stderr are shown when it is waited
+        for, not at once (a question asked early is shown only if its answer
+        is taken, in the order answers are taken).
         """
         argv = tuple(str(a) for a in argv)
         env = dict(env or {})
@@ -108,7 +109,8 @@ class Runner:
             self.console.command(f"{shown}  # dry run: not run")
             self.console.command_done()
             return Started.done(Result(argv, 0, "", 0.0, ran=False))
-        if self.echo if echo is None else echo:
+        echoed = self.echo if echo is None else echo
+        if echoed and not hold:
             self.console.command(shown)
 
         tail: Deque[str] = collections.deque(maxlen=TAIL_LINES)
@@ -126,11 +128,15 @@ class Runner:
         def pass_stderr(line: str) -> None:
             tail.append(line)
             errors.append(line)
-            if show_stderr and not hold_stderr:
+            if show_stderr and not hold:
                 self.console.error_output(line)
 
-        def show_held_stderr() -> None:
-            if show_stderr and hold_stderr:
+        def show_held() -> None:
+            if not hold:
+                return
+            if echoed:
+                self.console.command(shown)
+            if show_stderr:
                 for line in errors:
                     self.console.error_output(line)
 
@@ -182,10 +188,9 @@ class Runner:
                         _stop(process)
                     raise
                 finally:
+                    show_held()
                     self.console.command_done()
-                show_held_stderr()
             except sh.ErrorReturnCode as error:
-                show_held_stderr()
                 seconds = time.monotonic() - started
                 raise CommandError(
                     f"command failed with exit code {error.exit_code} after {seconds:.1f}s: "

@@ -124,12 +124,17 @@ def _check_registry(plan: Plan, runner: Runner, report: Report) -> None:
     """Ask the registry which cache images it holds; the answer is taken by
     ``finish_registry_check``, which the build calls once it needs it (after
     its first build, which it does not delay) and a run calls otherwise."""
+    if runner.dry:
+        runner.say(
+            f"builder {plan.builder}: the builds read the cache from the registry; nothing to "
+            "pull (a run asks the registry which cache images it holds: docker manifest "
+            "inspect, one per image)"
+        )
+        return
     runner.say(
         f"builder {plan.builder}: the builds read the cache from the registry; nothing to "
         "pull. Asking the registry which cache images it holds, beside the build"
     )
-    if runner.dry:
-        return
     images = list(plan.registry_checks)
     started = runner.start_all([plan.registry_checks[image] for image in images])
     report.pending[REGISTRY_CHECK] = (images, started)
@@ -353,8 +358,21 @@ def _credit_stages(results, logs, service: str) -> None:
                     cached and step.cached,
                     seconds if seconds is not None else step.seconds,
                 )
+    rows = {result.name for result in results}
     for result in results:
         seen = own_steps.get(result.name)
+        if result.name == service and logs and logs[0] is not None:
+            # The service's build comes first (BuildKit order) and runs the
+            # steps of every stage it needs; its row keeps those no other row
+            # shows (its final stage's, an unnamed stage's), so the table
+            # counts each step once.
+            result.steps = [
+                {"instruction": step.instruction, "cached": step.cached, "seconds": step.seconds}
+                for step in logs[0].steps
+                if step.stage is None or step.stage.lower() not in rows - {service}
+            ]
+            result.cached = all(step["cached"] for step in result.steps)
+            continue
         if result.name == service or seen is None:
             continue
         result.steps = [
@@ -414,9 +432,13 @@ def _build_one(plan: Plan, runner: Runner, item: Build, what: str, report: Repor
     log = parse_build_output(result.output)
     if not result.ran:
         return None, None
+    # Under BuildKit a build also runs the steps of the stages it needs that
+    # no build before ran: "in this build"; the summary credits each stage
+    # with its own steps, wherever they ran.
+    where = " in this build" if plan.builder == "buildkit" else ""
     runner.say(
         f"-- {what}: {'all from cache' if log.cached else 'rebuilt'}, "
-        f"{len(log.executed)} of {len(log.steps)} steps run, {result.seconds:.1f}s"
+        f"{len(log.executed)} of {len(log.steps)} steps run{where}, {result.seconds:.1f}s"
     )
     return StageResult.from_log(item.name, log, result.seconds, plan.group), log
 

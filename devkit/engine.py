@@ -427,6 +427,7 @@ class Engine:
             raise DevkitError(f"{self!r} was stopped; start a new Engine")
 
     def _start_daemon(self, timeout: float) -> None:
+        refuse_beside_a_docker_bridge()
         self.data_root.mkdir(parents=True, exist_ok=True)
         self.exec_root.mkdir(parents=True, exist_ok=True)
         argv = [
@@ -490,6 +491,26 @@ class Engine:
                     pass
         if pids:
             _kill_all(sorted(set(pids)))
+
+
+# Where the kernel lists network interfaces (a test points it elsewhere).
+NET_INTERFACES = Path("/sys/class/net")
+
+
+def refuse_beside_a_docker_bridge() -> None:
+    """Stop before starting a dockerd while another Docker's bridge exists.
+
+    Our daemon runs with --bridge=none, and a dockerd started so deletes an
+    existing docker0 interface: the other Docker's containers and builds
+    would lose their network. CI machines (and this project's) have none.
+    """
+    if (NET_INTERFACES / "docker0").exists():
+        raise DevkitError(
+            "a docker0 network interface exists (another Docker's bridge), and the private "
+            "dockerd of ci-load's tests, demo and benchmark (--bridge=none) would delete it: "
+            "stop that Docker and remove docker0 (`ip link delete docker0`), or run them on "
+            "a machine without one, such as a CI runner"
+        )
 
 
 def _free_port() -> int:

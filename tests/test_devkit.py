@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from devkit import engine as engine_module
 from devkit.engine import (
     BASE_IMAGE,
     DevkitError,
@@ -36,6 +37,27 @@ def test_a_failing_command_raises_an_error_naming_the_command_and_its_output():
 def test_a_command_that_hangs_is_stopped_at_its_timeout_with_a_clear_error():
     with pytest.raises(DevkitError, match=r"timed out after 0.5s: sleep 30"):
         run(["sleep", "30"], timeout=0.5)
+
+
+def test_no_dockerd_is_started_beside_another_docker_s_bridge(tmp_path: Path, monkeypatch):
+    # A dockerd with --bridge=none deletes docker0: the engine must refuse
+    # before it starts one. The interface list is a stand-in directory here.
+    interfaces = tmp_path / "net"
+    (interfaces / "docker0").mkdir(parents=True)
+    monkeypatch.setattr(engine_module, "NET_INTERFACES", interfaces)
+
+    with pytest.raises(DevkitError, match=r"^a docker0 network interface exists"):
+        Engine.start(tmp_path / "engine")
+
+    assert not (tmp_path / "engine" / "dockerd.pid").exists()
+    assert not (tmp_path / "engine" / "data").exists()
+
+
+def test_without_a_docker_bridge_the_check_passes(tmp_path: Path, monkeypatch):
+    (tmp_path / "net" / "eth0").mkdir(parents=True)
+    monkeypatch.setattr(engine_module, "NET_INTERFACES", tmp_path / "net")
+
+    engine_module.refuse_beside_a_docker_bridge()  # no error
 
 
 def test_a_daemon_that_dies_while_starting_is_reported_with_its_log(tmp_path: Path):

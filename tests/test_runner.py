@@ -356,19 +356,18 @@ def test_a_started_command_that_fails_raises_run_s_error_on_wait(out):
     assert error.value.tail == "bad\n"
 
 
-def test_held_stderr_is_shown_when_waited_for_not_before(capsys):
-    runner = Runner(out=io.StringIO())
-    started = runner.start(
-        python("import sys; print('data'); print('a warning', file=sys.stderr)"),
-        merge_stderr=False,
-        hold_stderr=True,
-    )
+def test_a_held_command_and_its_stderr_are_shown_when_waited_for_not_before(capsys):
+    out = io.StringIO()
+    runner = Runner(out=out)
+    argv = python("import sys; print('data'); print('a warning', file=sys.stderr)")
+    started = runner.start(argv, merge_stderr=False, hold=True)
     # Long enough for the line to have arrived, had it been passed on.
     time.sleep(0.5)
-    assert capsys.readouterr().err == ""
+    assert (out.getvalue(), capsys.readouterr().err) == ("", "")
 
     result = started.wait()
 
+    assert out.getvalue() == f"+ {shlex.join(argv)}\n"
     assert capsys.readouterr().err == "a warning\n"
     assert (result.output, result.errors) == ("data\n", "a warning\n")
 

@@ -460,6 +460,26 @@ def test_under_buildkit_a_stage_is_built_when_the_registry_lacks_it_or_it_ran(tm
     assert report.stages[2].cached is False  # its RUN ran in the service's build
 
 
+def test_under_buildkit_the_service_s_row_counts_only_the_steps_no_stage_row_shows(tmp_path):
+    plan = buildkit_layers_plan(tmp_path)
+    ran_build_stage = SERVICE_ALL_CACHED.replace("#5 CACHED", "#5 DONE 0.1s")
+    runner = StandInRunner(plan, builds={"app": ran_build_stage})
+    report = Report(registry_checked=True)
+
+    build(plan, runner, report)
+
+    app, _, build_stage = report.stages
+    # The RUN of stage build ran in the service's build: counted once, in its row.
+    assert app.steps == [
+        {"instruction": "COPY --from=build /built /built", "cached": True, "seconds": None}
+    ]
+    assert app.cached is True
+    assert build_stage.steps == [
+        {"instruction": "RUN echo built > /built", "cached": False, "seconds": 0.1}
+    ]
+    assert "-- stage build: all from cache, 0 of 0 steps run in this build, 0.0s" in runner.said
+
+
 def test_without_a_registry_check_every_buildkit_stage_is_built(tmp_path):
     plan = buildkit_layers_plan(tmp_path)
     runner = StandInRunner(plan, builds={"app": SERVICE_ALL_CACHED})
