@@ -1328,23 +1328,23 @@ def test_a_workdir_and_report_outside_the_context_are_not_warned_about(inv, fake
     assert "inside the build context" not in result.stdout + result.stderr
 
 
-def test_a_bad_input_is_named_before_a_missing_daemon(inv, fake_docker):
-    # The fake docker has no daemon; the cache location is wrong all the same,
-    # and is the user's to fix first: no daemon is needed to say so.
-    docker, _ = fake_docker
+@pytest.mark.parametrize(
+    "cache_repo, error",
+    [
+        # Wrong all the same, and the user's to fix first: no daemon is
+        # needed to say so.
+        pytest.param(
+            "reg.example/Team",
+            "cache location 'reg.example/Team': 'Team' is not a valid",
+            id="a bad input first",
+        ),
+        pytest.param("reg.example/team", "no docker daemon answered (", id="then the daemon"),
+    ],
+)
+def test_a_bad_input_is_named_before_a_missing_daemon(inv, fake_docker, cache_repo, error):
+    docker, _ = fake_docker  # it has no daemon
     args = ["--service", "app", "--compose", "docker compose", "--docker", str(docker)]
-    args += ["--cache-repo", "reg.example/Team"]
 
-    line = one_line_error(inv("ci-load.run", *args))
+    line = one_line_error(inv("ci-load.run", *args, "--cache-repo", cache_repo))
 
-    assert line.startswith("ci-load run: cache location 'reg.example/Team': 'Team' is not a valid")
-
-
-def test_with_right_inputs_a_missing_daemon_is_the_error(inv, fake_docker):
-    docker, _ = fake_docker
-    args = ["--service", "app", "--compose", "docker compose", "--docker", str(docker)]
-    args += ["--cache-repo", "reg.example/team"]
-
-    line = one_line_error(inv("ci-load.run", *args))
-
-    assert line.startswith("ci-load run: no docker daemon answered (")
+    assert line.startswith(f"ci-load run: {error}")
