@@ -201,11 +201,10 @@ class EarlyReads:
     docker_version: "Optional[Started[Result]]" = None
 
     def cancel(self) -> None:
-        for started in (self.compose_answers, self.config, self.recipe_config):
+        self.compose_answers.cancel()
+        for started in (self.config, self.recipe_config, self.docker_version):
             if started is not None:
                 started.cancel()
-        if self.docker_version is not None:
-            self.docker_version.cancel()
 
 
 def start_reads(settings: Settings, runner: Runner, need_daemon: bool) -> EarlyReads:
