@@ -1275,26 +1275,20 @@ def test_push_partial_without_a_build_is_a_one_line_error(inv, fake_docker):
     assert docker_calls(calls) == []
 
 
+def dry_run_writing_to(inv, docker, workdir, report):
+    """A dry ci-load.run of the example with this --workdir and --report."""
+    args = ["--service", "app", "--compose", "docker compose", "--docker", str(docker)]
+    result = inv("--dry", "ci-load.run", *args, "--workdir", workdir, "--report", report)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 def test_a_workdir_or_report_inside_the_build_context_is_warned_about(inv, project, fake_docker):
     # The example's build context is the project directory itself.
-    docker, _ = fake_docker
-
-    result = inv(
-        "--dry",
-        "ci-load.run",
-        "--service",
-        "app",
-        "--compose",
-        "docker compose",
-        "--docker",
-        str(docker),
-        "--workdir",
-        str(project / "ci-work"),
-        "--report",
-        str(project / "report.json"),
+    result = dry_run_writing_to(
+        inv, fake_docker[0], str(project / "ci-work"), str(project / "report.json")
     )
 
-    assert result.returncode == 0, result.stderr
     warned = [line for line in result.stdout.splitlines() if "inside the build context" in line]
     context = os.path.realpath(project)
     assert warned == [
@@ -1307,24 +1301,10 @@ def test_a_workdir_or_report_inside_the_build_context_is_warned_about(inv, proje
 
 
 def test_a_workdir_and_report_outside_the_context_are_not_warned_about(inv, fake_docker, tmp_path):
-    docker, _ = fake_docker
-
-    result = inv(
-        "--dry",
-        "ci-load.run",
-        "--service",
-        "app",
-        "--compose",
-        "docker compose",
-        "--docker",
-        str(docker),
-        "--workdir",
-        str(tmp_path / "ci-work"),
-        "--report",
-        str(tmp_path / "report.json"),
+    result = dry_run_writing_to(
+        inv, fake_docker[0], str(tmp_path / "ci-work"), str(tmp_path / "report.json")
     )
 
-    assert result.returncode == 0, result.stderr
     assert "inside the build context" not in result.stdout + result.stderr
 
 
