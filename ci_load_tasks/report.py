@@ -4,7 +4,12 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from .build_log import BuildLog
+from .build_log import BuildLog, BuildStep
+
+
+def step_entry(step: BuildStep) -> Dict:
+    """A step as the report lists it."""
+    return {"instruction": step.instruction, "cached": step.cached, "seconds": step.seconds}
 
 
 @dataclass
@@ -25,11 +30,9 @@ class StageResult:
     def from_log(
         cls, name: str, log: BuildLog, seconds: float, group: Optional[str] = None
     ) -> "StageResult":
-        steps = [
-            {"instruction": s.instruction, "cached": s.cached, "seconds": s.seconds}
-            for s in log.steps
-        ]
-        return cls(name, log.cached, round(seconds, 3), steps, group=group)
+        return cls(
+            name, log.cached, round(seconds, 3), [step_entry(s) for s in log.steps], group=group
+        )
 
     @property
     def label(self) -> str:
@@ -53,8 +56,9 @@ class Report:
     error: Optional[str] = None  # why the run stopped, when it failed
 
     def __post_init__(self) -> None:
-        # Commands a step started and a later step waits for (by name), so
-        # their time overlaps a build. Not a field: never in the JSON.
+        # Commands a step started (by name: what Runner.start_all returned)
+        # and a later step waits for, so their time overlaps a build. Not a
+        # field: never in the JSON.
         self.pending: Dict[str, Any] = {}
 
     def as_dict(self) -> dict:

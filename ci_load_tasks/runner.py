@@ -140,14 +140,7 @@ class Runner:
                 for line in errors:
                     self.console.error_output(line)
 
-        try:
-            command = sh.Command(argv[0])
-        except sh.CommandNotFound:
-            raise CommandError(
-                f"{argv[0]!r} not found (or not executable): install it or point ci-load at it "
-                "(--docker / --compose, ci_load.docker / ci_load.compose)",
-                argv,
-            ) from None
+        command = _program(argv)
 
         started = time.monotonic()
         # A plain dict: sh's typed overloads know no file-like sink.
@@ -236,17 +229,8 @@ class Runner:
                 argv = tuple(str(a) for a in argv)
                 if self.echo if echo is None else echo:
                     self.console.command(shell_line(argv))
-                try:
-                    command = sh.Command(argv[0])
-                except sh.CommandNotFound:
-                    raise CommandError(
-                        f"{argv[0]!r} not found (or not executable): install it or point "
-                        "ci-load at it (--docker / --compose, ci_load.docker / "
-                        "ci_load.compose)",
-                        argv,
-                    ) from None
                 started.append(
-                    command(
+                    _program(argv)(
                         *argv[1:],
                         _err_to_out=True,
                         _ok_code=list(range(256)),
@@ -274,6 +258,18 @@ class Runner:
                 raise
 
         return Started(finish, cancel)
+
+
+def _program(argv: tuple) -> "sh.Command":
+    """The program of ``argv``, or a CommandError saying how to point at it."""
+    try:
+        return sh.Command(argv[0])
+    except sh.CommandNotFound:
+        raise CommandError(
+            f"{argv[0]!r} not found (or not executable): install it or point ci-load at it "
+            "(--docker / --compose, ci_load.docker / ci_load.compose)",
+            argv,
+        ) from None
 
 
 class Started(Generic[T]):

@@ -20,7 +20,7 @@ from .plan import (
     Plan,
     push_services,
 )
-from .report import Report, StageResult
+from .report import Report, StageResult, step_entry
 from .runner import Runner
 from .shell import shell_line
 
@@ -124,20 +124,17 @@ def _check_registry(plan: Plan, runner: Runner, report: Report) -> None:
     """Ask the registry which cache images it holds; the answer is taken by
     ``finish_registry_check``, which the build calls once it needs it (after
     its first build, which it does not delay) and a run calls otherwise."""
+    nothing = (
+        f"builder {plan.builder}: the builds read the cache from the registry; nothing to pull"
+    )
     if runner.dry:
         runner.say(
-            f"builder {plan.builder}: the builds read the cache from the registry; nothing to "
-            "pull (a run asks the registry which cache images it holds: docker manifest "
+            f"{nothing} (a run asks the registry which cache images it holds: docker manifest "
             "inspect, one per image)"
         )
         return
-    runner.say(
-        f"builder {plan.builder}: the builds read the cache from the registry; nothing to "
-        "pull. Asking the registry which cache images it holds, beside the build"
-    )
-    images = list(plan.registry_checks)
-    started = runner.start_all([plan.registry_checks[image] for image in images])
-    report.pending[REGISTRY_CHECK] = (images, started)
+    runner.say(f"{nothing}. Asking the registry which cache images it holds, beside the build")
+    report.pending[REGISTRY_CHECK] = runner.start_all(list(plan.registry_checks.values()))
 
 
 REGISTRY_CHECK = "registry check"
@@ -146,11 +143,11 @@ REGISTRY_CHECK = "registry check"
 def finish_registry_check(plan: Plan, runner: Runner, report: Report) -> None:
     """Take the answer of the registry check the pull step started, if any:
     say what the registry lacks, and warn when it could not be asked."""
-    pending = report.pending.pop(REGISTRY_CHECK, None)
-    if pending is None:
+    started = report.pending.pop(REGISTRY_CHECK, None)
+    if started is None:
         return
-    images, started = pending
-    held = registry_ids(plan, runner, images, report, started)
+    # Every group's plan holds the run's registry checks, in the order asked.
+    held = registry_ids(plan, runner, list(plan.registry_checks), report, started)
     trouble = next((why for why in held.values() if why.startswith("trouble:")), None)
     if trouble:
         runner.warn(
@@ -169,7 +166,7 @@ def finish_registry_check(plan: Plan, runner: Runner, report: Report) -> None:
 
 def cancel_pending(report: Report) -> None:
     """Stop what a step started and no later step waited for (after an error)."""
-    for _, started in report.pending.values():
+    for started in report.pending.values():
         started.cancel()
     report.pending.clear()
 
@@ -358,22 +355,23 @@ def _credit_stages(results, logs, service: str) -> None:
                     cached and step.cached,
                     seconds if seconds is not None else step.seconds,
                 )
-    rows = {result.name for result in results}
+    other_rows = {result.name for result in results} - {service}
     for result in results:
-        seen = own_steps.get(result.name)
-        if result.name == service and logs and logs[0] is not None:
-            # The service's build comes first (BuildKit order) and runs the
-            # steps of every stage it needs; its row keeps those no other row
-            # shows (its final stage's, an unnamed stage's), so the table
-            # counts each step once.
-            result.steps = [
-                {"instruction": step.instruction, "cached": step.cached, "seconds": step.seconds}
-                for step in logs[0].steps
-                if step.stage is None or step.stage.lower() not in rows - {service}
-            ]
-            result.cached = all(step["cached"] for step in result.steps)
+        if result.name == service:
+            if logs and logs[0] is not None:
+                # The service's build comes first (BuildKit order) and runs
+                # the steps of every stage it needs; its row keeps those no
+                # other row shows (its final stage's, an unnamed stage's), so
+                # the table counts each step once.
+                result.steps = [
+                    step_entry(step)
+                    for step in logs[0].steps
+                    if step.stage is None or step.stage.lower() not in other_rows
+                ]
+                result.cached = all(step["cached"] for step in result.steps)
             continue
-        if result.name == service or seen is None:
+        seen = own_steps.get(result.name)
+        if seen is None:
             continue
         result.steps = [
             {"instruction": i, "cached": c, "seconds": None if c else s}

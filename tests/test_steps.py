@@ -415,7 +415,7 @@ def test_under_buildkit_the_registry_s_answer_is_taken_after_the_first_build(tmp
 def test_a_registry_check_nobody_waited_for_is_stopped():
     report = Report()
     stopped = []
-    report.pending["registry check"] = ([], Started(list, lambda: stopped.append(True)))
+    report.pending["registry check"] = Started(list, lambda: stopped.append(True))
 
     cancel_pending(report)
 
