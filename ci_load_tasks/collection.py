@@ -375,6 +375,12 @@ def run(c, settings, runner, pull=True, build=True, push=False, push_partial=Fal
     _run_steps(settings, runner, chosen, report, "run", push_partial=push_partial and build)
 
 
+def _pulls_or_pushes(chosen, push_partial: bool) -> bool:
+    """Whether the steps may run compose's pull or push (the classic
+    builder's pull, any push), whose failures compose must report."""
+    return push_partial or steps.pull in chosen or steps.push in chosen
+
+
 STEP_NAMES = {
     steps.pull: "pull",
     steps.restore_recipes: "recipes",
@@ -397,7 +403,13 @@ def _run_steps(
     started = time.monotonic()
     try:
         with workspace(settings, runner) as workdir:
-            plans = plans_for(settings, runner, workdir, need_daemon=not runner.dry)
+            plans = plans_for(
+                settings,
+                runner,
+                workdir,
+                need_daemon=not runner.dry,
+                compose_changes=not runner.dry and _pulls_or_pushes(chosen, push_partial),
+            )
             report.builder = plans[0].builder
             cache_images = _summary_images(plans)
             for warning in dict.fromkeys(w for the_plan in plans for w in the_plan.warnings):

