@@ -31,7 +31,9 @@ OLDEST_V1 = (1, 29)
 
 @dataclass(frozen=True)
 class ComposeKind:
-    version: str = "2"  # as ``compose version`` prints it: "2.40.3", "1.29.2"
+    # As ``compose version`` prints it ("1.29.2"), when it was asked; v2 is
+    # asked only if its config names no project, and is "2" otherwise.
+    version: str = "2"
     # The project name compose uses; None: the ``name:`` of the rendered
     # config says it (v2 always prints it).
     project: Optional[str] = None

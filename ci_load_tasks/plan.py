@@ -127,7 +127,7 @@ class Plan:
     # the group's stage cache images) and each one's final cache image.
     services: Tuple[str, ...] = ()
     finals: Dict[str, str] = field(default_factory=dict)
-    compose_version: str = "2"  # of the compose that rendered the config (1.29.2: v1)
+    compose_version: str = "2"  # of the compose that rendered the config ("2": v2, see ComposeKind)
 
     def path(self, name: str) -> str:
         return os.path.join(self.workdir, name)
