@@ -86,3 +86,21 @@ def test_table_and_chart_get_the_same_figures():
     assert lines[1].split()[:4] == ["warm", "plain", "11.00", "4.0x"]
     assert lines[2].split()[:3] == ["warm", "ci-load-classic", "FAILED"]
     assert lines[3].split()[:4] == ["warm", "ci-load-buildkit", "NOT", "RUN"]
+
+
+def test_the_partial_target_says_how_much_of_the_figure_was_docker_building():
+    results = run.Results(keep_going=True)
+    results.samples[("partial", "ci-load-buildkit")] = [
+        run.Sample(5.4, steps_seconds=3.4, in_docker=4.9),
+        run.Sample(5.6, steps_seconds=3.4, in_docker=5.0),
+        run.Sample(5.5, steps_seconds=3.4, in_docker=5.1),
+    ]
+
+    lines = run.targets(
+        results, ["partial"], ["ci-load-buildkit"], 3.0, {"plan": 0.4, "startup": 0.2}
+    )
+
+    assert lines[0].split()[:3] == ["NOT", "MET", "partial,"]
+    # Medians: 5.5 s in all, 5.0 s of it docker's, over the 4.5 s allowed.
+    assert "5.00 s of it in docker's builds, 0.50 s ci-load's own" in lines[1]
+    assert lines[2].split()[:2] == ["NOT", "MET"]
