@@ -59,7 +59,7 @@ UNNEEDED_STAGE = "test"
 FLOOR_SOURCES = ("ci-load-buildkit", "ci-load-classic", "final-only")
 
 TIMEOUT = 900  # seconds per command
-OVERHEAD_RUNS = 5
+OVERHEAD_RUNS = 7
 
 
 class BenchError(RuntimeError):
@@ -378,19 +378,24 @@ def run_round(b: Bench, rnd: int, scenarios, variants, results: Results) -> None
 
 
 def overhead(b: Bench) -> dict:
-    """Median wall time of ci-load.plan, and of Python + invoke starting alone."""
-    plan = b.ci_load_argv("ci-load.plan")
-    listing = [sys.executable, "-m", "invoke", "--search-root", b.repo, "--list"]
-    found = {}
-    for name, argv in (("plan", plan), ("startup", listing)):
+    """Median wall time of ci-load.plan, and of Python + invoke starting alone.
+
+    The two take turns, so that both see the same moments of a shared,
+    noisy machine.
+    """
+    argvs = {
+        "plan": b.ci_load_argv("ci-load.plan"),
+        "startup": [sys.executable, "-m", "invoke", "--search-root", b.repo, "--list"],
+    }
+    for argv in argvs.values():
         b.cmd(argv, "overhead", cwd=b.repo)  # once unmeasured: warm file caches
-        times = []
-        for _ in range(OVERHEAD_RUNS):
+    times: dict = {name: [] for name in argvs}
+    for _ in range(OVERHEAD_RUNS):
+        for name, argv in argvs.items():
             start = time.monotonic()
             b.cmd(argv, "overhead", cwd=b.repo)
-            times.append(time.monotonic() - start)
-        found[name] = statistics.median(times)
-    return found
+            times[name].append(time.monotonic() - start)
+    return {name: statistics.median(found) for name, found in times.items()}
 
 
 # -- the report -----------------------------------------------------------
