@@ -55,7 +55,8 @@ def draw(bars: Sequence[Bar], path: Path, title: str):
 
     ncols = min(2, len(scenarios)) or 1
     nrows = max(1, math.ceil(len(scenarios) / ncols))
-    width = max(7.0, 1.1 * len(variants) * ncols + 1.5)
+    # Wide enough for the title's long lines (machine, versions) too.
+    width = max(11.0, 1.1 * len(variants) * ncols + 1.5)
     fig = Figure(figsize=(width, 3.9 * nrows + 1.6), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).flatten()
     for ax in axes[len(scenarios) :]:

@@ -540,9 +540,15 @@ def targets(results: Results, scenarios, variants, allowance: float, over) -> li
                 if in_docker is not None and med is not None:
                     # Whether docker alone takes more than the allowance
                     # already: then no orchestration meets it on this machine.
+                    docker_over = (
+                        ": docker alone is over the allowance"
+                        if in_docker > allowance + 1.5
+                        else ""
+                    )
                     lines.append(
                         f"{'':12}{in_docker:.2f} s of it in docker's builds"
-                        f"{' and pull' if v == cl else ''}, {med - in_docker:.2f} s ci-load's own"
+                        f"{' and pull' if v == cl else ''}, {med - in_docker:.2f} s "
+                        f"ci-load's own{docker_over}"
                     )
                 # The steps' own time as BuildKit timed them: the sleeps plus
                 # starting each step's container.
@@ -592,7 +598,7 @@ def versions(b: Bench) -> str:
         f"(--builder {'available' if b.has_builder else 'missing'}), "
         f"client {out([DOCKER, 'version', '--format', '{{.Client.Version}}'])}, "
         f"dockerd {out([DOCKER, 'version', '--format', '{{.Server.Version}}'])}, "
-        f"{out([DOCKER, 'compose', 'version', '--short'])} compose, "
+        f"compose {out([DOCKER, 'compose', 'version', '--short'])}, "
         f"Python {sys.version.split()[0]}"
     )
 

@@ -110,7 +110,11 @@ SHARED_FLAGS = {
         "quiet",
         "show only warnings, the summary and errors (a failed command's last lines too)",
     ),
-    "verbose": ("verbose", "also show each generated file's contents when it is written"),
+    "verbose": (
+        "verbose",
+        "also show each generated file's contents when it is written, and the questions "
+        "asked of docker and compose about themselves",
+    ),
 }
 REPEATABLE = ["compose_file", "env_file", "service", "other_service", "other_repo"]
 # Switches: they can be turned on by a flag, not off (see Settings.resolve).
@@ -375,12 +379,6 @@ def run(c, settings, runner, pull=True, build=True, push=False, push_partial=Fal
     _run_steps(settings, runner, chosen, report, "run", push_partial=push_partial and build)
 
 
-def _pulls_or_pushes(chosen, push_partial: bool) -> bool:
-    """Whether the steps may run compose's pull or push (the classic
-    builder's pull, any push), whose failures compose must report."""
-    return push_partial or steps.pull in chosen or steps.push in chosen
-
-
 STEP_NAMES = {
     steps.pull: "pull",
     steps.restore_recipes: "recipes",
@@ -408,7 +406,8 @@ def _run_steps(
                 runner,
                 workdir,
                 need_daemon=not runner.dry,
-                compose_changes=not runner.dry and _pulls_or_pushes(chosen, push_partial),
+                pulls=not runner.dry and steps.pull in chosen,
+                pushes=not runner.dry and (push_partial or steps.push in chosen),
             )
             report.builder = plans[0].builder
             cache_images = _summary_images(plans)

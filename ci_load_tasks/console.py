@@ -142,13 +142,14 @@ class Console:
             self.out.write(chunk)
             self.out.flush()
 
-    def error_output(self, chunk: str) -> None:
-        """A line of a command's stderr, kept apart from its stdout (data).
+    def error_output(self, chunk: str, even_quiet: bool = False) -> None:
+        """A line of a command's stderr, kept apart from its stdout (data);
+        ``even_quiet``: it is a warning (compose's about the user's file).
 
         NOTE: on a terminal it is drawn above the status line, so it goes to
         stdout there; in plain mode it stays on stderr.
         """
-        if self.quiet:
+        if self.quiet and not even_quiet:
             return
         if self._live is not None and self._rich is not None:
             from rich.text import Text

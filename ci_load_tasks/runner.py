@@ -60,11 +60,20 @@ class Runner:
         """A warning (shown even when quiet)."""
         self.console.warning(text)
 
-    def show_errors(self, text: str) -> None:
+    @property
+    def shows_questions(self) -> bool:
+        """Whether the quick questions a run asks of docker and compose about
+        themselves (versions, whether compose fails when it should) are
+        printed like every other command: with --verbose only, since they
+        would crowd the few lines before the work."""
+        return self.console.verbose
+
+    def show_errors(self, text: str, even_quiet: bool = False) -> None:
         """What a command printed on stderr, shown once it is known to be
-        worth showing (a held command's, started with ``show_stderr=False``)."""
+        worth showing (a held command's, started with ``show_stderr=False``);
+        ``even_quiet``: they are warnings, which --quiet keeps."""
         for line in text.splitlines(keepends=True):
-            self.console.error_output(line)
+            self.console.error_output(line, even_quiet)
 
     def show_file(self, path: str, text: str) -> None:
         """A generated file was written (verbose shows it)."""

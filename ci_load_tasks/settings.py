@@ -46,7 +46,7 @@ DEFAULTS = {
     "keep": None,
     # How much a run shows (console.py); None for the same reason as keep.
     "quiet": None,  # only warnings, the summary and what explains a failure
-    "verbose": None,  # also each generated file's contents
+    "verbose": None,  # also each generated file's contents, and the questions
 }
 
 

