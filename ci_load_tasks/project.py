@@ -225,9 +225,11 @@ class EarlyReads:
     answer: none needs another's, and each costs a process start-up
     (compose's alone about 0.1 s), so asked in turn they would add up.
 
-    Their answers are still taken in the old order (compose checked before
-    its config is trusted), so errors come as before; a command whose answer
-    is not needed after an error is cancelled.
+    Their answers are taken in the order their errors should come: compose's
+    config first (a broken file is the user's first fix, and a compose that
+    does not run is found out there), docker's next, then, for a run that
+    needs it, whether compose reports failures. A command whose answer is not
+    needed after an error is cancelled.
     """
 
     failure_probe: "Optional[Started[list]]" = None
