@@ -223,7 +223,8 @@ class Console:
         """The table of the recipe and stage builds, then ``closing``; even when quiet."""
         table = report.summary(cache_images)
         if table:
-            self._write("")
+            if not self.quiet:  # under --quiet the table comes first: no gap above it
+                self._write("")
             self._write(table)
         self._write(closing)
 

@@ -224,3 +224,17 @@ def test_a_job_summary_that_cannot_be_written_is_a_warning_naming_it(tmp_path):
     warning = console.write_step_summary(Report(), {}, "ci-load run")
 
     assert warning is not None and "GITHUB_STEP_SUMMARY" in warning and "such.md" in warning
+
+
+def test_quiet_starts_the_summary_with_its_table_and_the_default_leaves_a_gap():
+    report = Report()
+    report.stages.append(StageResult("app", True, 0.5))
+
+    quiet, quiet_out = plain({}, quiet=True)
+    quiet.summary(report, {"app": "r:app_final"}, "done")
+    loud, loud_out = plain({})
+    loud.summary(report, {"app": "r:app_final"}, "done")
+
+    assert quiet_out.getvalue().splitlines()[0] != ""
+    assert loud_out.getvalue().splitlines()[0] == ""
+    assert loud_out.getvalue().splitlines()[1:] == quiet_out.getvalue().splitlines()
