@@ -1,8 +1,9 @@
 """This repo's tasks: the ci-load collection, as a user adds it, plus dev tasks.
 
 ``inv ci-load.<step>`` runs ci-load itself; ``inv test`` runs the test suite,
-``inv lint`` the code-health checks (ruff, mypy), and ``inv demo`` runs the
-pipeline on ``examples/`` against a private Docker engine and registry (see
+``inv lint`` the code-health checks (ruff, mypy), ``inv demo`` runs the
+pipeline on ``examples/`` against a private Docker engine and registry, and
+``inv sandbox`` keeps such a pair running for trying the tasks by hand (see
 README.md).
 """
 
@@ -43,5 +44,12 @@ def demo(c):
         c.run(f"{sys.executable} -m devkit.demo", pty=False)
 
 
-ns = Collection(test, lint, demo)
+@task
+def sandbox(c):
+    """Start a private dockerd and registry for trying the tasks by hand; Ctrl-C stops them."""
+    with c.cd(REPO):
+        c.run(f"{sys.executable} -m devkit.sandbox", pty=False)
+
+
+ns = Collection(test, lint, demo, sandbox)
 ns.add_collection(ci_load_tasks.ns)

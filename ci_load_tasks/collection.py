@@ -261,15 +261,26 @@ def workspace(settings: Settings, runner: Runner):
     runner.say(f"work directory: {path}")
     before = set(os.listdir(path))
     started = time.time()
+    failed = False
     try:
         yield path
+    except CommandError as error:
+        # The error quotes the failed command, whose -f file is about to go.
+        failed = error.exit_code is not None
+        raise
     finally:
         if settings.keep:
             runner.say(f"work directory kept (--keep): {path}")
-        elif not settings.workdir:
-            shutil.rmtree(path, ignore_errors=True)
         else:
-            _remove_written_files(path, before, started, remove_dir=created)
+            if not settings.workdir:
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                _remove_written_files(path, before, started, remove_dir=created)
+            if failed:
+                runner.say(
+                    f"work directory {path} removed; to run the failed command again by "
+                    "hand, run ci-load again with --keep (its generated files stay)"
+                )
 
 
 def _remove_written_files(path: str, before: set, started: float, remove_dir: bool) -> None:

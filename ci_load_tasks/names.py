@@ -155,6 +155,13 @@ def _check_repository(repo: str, given: str, what: str) -> None:
         host, path = parts[0], parts[1:]
         if not _HOST.fullmatch(host):
             raise ConfigError(f"{what} {given!r}: {host!r} is not a valid registry host")
+        # Docker's grammar takes any digits for a port; the push would be
+        # the first to fail on one no socket can have, after the whole build.
+        port = host.rsplit(":", 1)[1] if host.rsplit("]", 1)[-1].count(":") else None
+        if port is not None and not 1 <= int(port) <= 65535:
+            raise ConfigError(
+                f"{what} {given!r}: registry port {port} is out of range; use 1 to 65535"
+            )
     else:
         path = parts
     for component in path:

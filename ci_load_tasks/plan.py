@@ -1028,6 +1028,10 @@ def _build_argv(docker, build: ServiceBuild, target, cache_from, images, builder
     if builder.buildkit:
         # Plain lines even on a terminal: the build log is read for cache hits.
         argv += ["--progress", "plain"]
+    else:
+        # The classic builder keeps the container of a step that failed;
+        # on a runner that stays, they would pile up.
+        argv += ["--force-rm"]
     if target:
         argv += ["--target", target]
     for key, value in _docker_build_args(build, builder).items():

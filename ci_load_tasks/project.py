@@ -344,15 +344,32 @@ def read_dockerfile(config: dict, service: str, files: Sequence[str]) -> str:
         if build.dockerfile_inline is not None:
             dockerfile_text = build.dockerfile_inline
         else:
-            with open(build.dockerfile, encoding="utf-8") as file:
-                dockerfile_text = file.read()
+            with open(build.dockerfile, "rb") as file:
+                data = file.read()
+            # As text mode would: CRLF and CR ends become "\n", so a pruned
+            # copy is written as the file was read before.
+            dockerfile_text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except FileNotFoundError:
         raise ConfigError(
             f"service {service!r}: Dockerfile {build.dockerfile} does not exist; "
             "check build.context and build.dockerfile"
         ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read Dockerfile {build.dockerfile}: {error}") from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"service {service!r}: Dockerfile {build.dockerfile} is a directory; "
+            "point build.dockerfile at the file in it"
+        ) from None
+    except OSError as error:
+        raise ConfigError(
+            f"cannot read Dockerfile {build.dockerfile}: {error.strerror}; "
+            "check that this user may read it"
+        ) from None
+    except UnicodeDecodeError as error:
+        line = error.object[: error.start].count(b"\n") + 1
+        raise ConfigError(
+            f"cannot read Dockerfile {build.dockerfile}: line {line} is not UTF-8 text; "
+            "save the file as UTF-8"
+        ) from None
     if not dockerfile_text.strip():
         raise ConfigError(
             f"Dockerfile {build.dockerfile} is empty: give it a FROM line, or check "

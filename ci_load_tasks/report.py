@@ -20,11 +20,15 @@ class StageResult:
     # [{"instruction", "cached", "seconds"}]; seconds only from BuildKit, for
     # a step that ran.
     steps: List[Dict] = field(default_factory=list)
-    # False: not built, its cache image in the registry is still right.
+    # False: no image made: not built, its cache image in the registry is
+    # still right; or (``failed``) its build failed.
     built: bool = True
     # In a run of several main services: the group's first service (None,
     # and left out of the report, in a run of one).
     group: Optional[str] = None
+    # Its build failed (the run's ``error`` says how): it has no image, and
+    # nothing of it is pushed.
+    failed: bool = False
 
     @classmethod
     def from_log(
@@ -88,7 +92,9 @@ class Report:
         for name, stage in zip(names, [*self.recipes, *self.stages]):
             run = sum(1 for step in stage.steps if not step["cached"])
             image = images.get(name)
-            if not stage.built or image in self.push_skipped:
+            if stage.failed:
+                pushed = "not pushed"
+            elif not stage.built or image in self.push_skipped:
                 # A stage not built was left out because the registry's copy is current.
                 pushed = "already in registry"
             elif image in self.pushed:
@@ -98,9 +104,13 @@ class Report:
             rows.append(
                 SummaryRow(
                     name=name,
-                    cache="hit" if stage.cached else "miss",
+                    cache="FAILED" if stage.failed else "hit" if stage.cached else "miss",
                     seconds=stage.seconds,
-                    steps=f"{run}/{len(stage.steps)}" if stage.built else "not built",
+                    steps="-"
+                    if stage.failed
+                    else f"{run}/{len(stage.steps)}"
+                    if stage.built
+                    else "not built",
                     pushed=pushed,
                 )
             )
@@ -147,9 +157,9 @@ SUMMARY_HEADER = ("stage", "cache", "seconds", "steps run", "cache image")
 @dataclass(frozen=True)
 class SummaryRow:
     name: str  # the stage, or "recipe <name>"
-    cache: str  # hit: every step came from the cache
+    cache: str  # hit: every step came from the cache; miss; FAILED
     seconds: float
-    steps: str  # "<run>/<all>", or "not built"
+    steps: str  # "<run>/<all>", "not built", or "-" (failed)
     pushed: str  # pushed, already in registry, or not pushed
 
     def cells(self) -> Tuple[str, ...]:

@@ -146,7 +146,7 @@ def parse_dockerfile(
         elif current is None and instruction == "ARG":
             _declare_args(command.value, build_args, global_args)
         elif current is not None:
-            needs, by_index = _stages_used(command, stages, path, shadowed)
+            needs, by_index = _stages_used(command, stages, path, shadowed, notes)
             current["needs"].extend(needs)
             current["uses_index"] = current["uses_index"] or by_index
         (current["buildkit_only"] if current else header_buildkit_only).extend(buildkit_only)
@@ -420,9 +420,12 @@ def _read_from(command, index, global_args, earlier, path, shadowed=frozenset())
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
 
 
-def _stages_used(command, earlier, path, shadowed=frozenset()) -> Tuple[List[str], bool]:
+def _stages_used(
+    command, earlier, path, shadowed=frozenset(), notes: Optional[List[str]] = None
+) -> Tuple[List[str], bool]:
     """Keys of earlier stages that ``COPY --from`` or ``RUN --mount`` reads,
-    and whether one of them is named by its number."""
+    and whether one of them is named by its number; a bare name that is no
+    stage is noted in ``notes`` (see ``_not_a_stage``)."""
     refs = []
     for flag in command.flags:
         option, _, value = flag.partition("=")
@@ -447,7 +450,32 @@ def _stages_used(command, earlier, path, shadowed=frozenset()) -> Tuple[List[str
                 f"{ref}, which is not an earlier stage"
             )
         # Anything else is an image (``COPY --from=busybox``), not a stage.
+        elif notes is not None and ref.lower() not in shadowed:
+            notes.extend(_not_a_stage(ref, earlier, f"{path}:{command.start_line}"))
     return used, by_index
+
+
+def _not_a_stage(ref: str, earlier, where: str) -> List[str]:
+    """A note for a bare ``--from`` name that is no earlier stage: docker
+    takes it for an image of Docker Hub's library and fails only when it
+    cannot pull it, with an error that names no stage. A name with a
+    registry, tag or digest is plainly an image and gets none."""
+    if any(mark in ref for mark in "/:@$"):
+        return []
+    names = [stage.name for stage in earlier if stage.name]
+    close = difflib.get_close_matches(ref.lower(), names, n=1, cutoff=0.75)
+    guess = (
+        f"did you mean stage {close[0]!r}?"
+        if close
+        else (
+            f"if a stage was meant, the earlier ones are {', '.join(names)}"
+            if names
+            else "no stage comes before it"
+        )
+    )
+    return [
+        f"{where}: --from={ref} names no earlier stage, so docker pulls it as an image; {guess}"
+    ]
 
 
 def _find(stages, ref, shadowed=frozenset()):

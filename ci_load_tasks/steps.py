@@ -270,7 +270,7 @@ def restore_recipes(plan: Plan, runner: Runner, report: Report) -> None:
     write_files(plan, [plan.recipes_file], runner.show_file)
     for item in plan.recipe_builds:
         what = f"recipe {item.name}" + _of_group(plan)
-        _record(report.recipes, _build_one(plan, runner, item, what, report)[0])
+        _build_one(plan, runner, item, what, report, report.recipes)
         if not runner.dry:
             report.tagged.extend(item.images)
 
@@ -306,9 +306,9 @@ def build(plan: Plan, runner: Runner, report: Report) -> None:
             )
             report.stages.append(StageResult(item.name, True, 0.0, built=False, group=plan.group))
             continue
-        result, log = _build_one(plan, runner, item, _describe(plan, item.name), report)
-        _record(report.stages, result)
-        logs.append(log)
+        logs.append(
+            _build_one(plan, runner, item, _describe(plan, item.name), report, report.stages)
+        )
         if not runner.dry:
             report.tagged.extend(item.images)
     finish_registry_check(plan, runner, report)  # a plan with no stage to build after
@@ -395,13 +395,11 @@ def _in_registry(item: Build, report: Report) -> bool:
     return report.registry_checked and not any(i in report.missing for i in item.images)
 
 
-def _record(results: list, result) -> None:
-    if result is not None:  # None: a dry run built nothing
-        results.append(result)
-
-
-def _build_one(plan: Plan, runner: Runner, item: Build, what: str, report: Report):
+def _build_one(plan: Plan, runner: Runner, item: Build, what: str, report: Report, rows: list):
+    """Build ``item``; its row goes to ``rows`` (a failed build's too, so the
+    summary shows where the run stopped)."""
     runner.say(f"-- building {what}")
+    began = time.monotonic()
     try:
         # BuildKit fetches cache layers from the registry during the build:
         # a build that failed on the cache registry's account is tried again.
@@ -420,6 +418,10 @@ def _build_one(plan: Plan, runner: Runner, item: Build, what: str, report: Repor
         if failed and failed != item.name:
             # BuildKit built that stage inside this build: name where it broke.
             what = f"{what}, in its stage {failed}"
+        seconds = round(time.monotonic() - began, 3)
+        rows.append(
+            StageResult(item.name, False, seconds, built=False, group=plan.group, failed=True)
+        )
         raise CommandError(
             f"building {what} failed with exit code {error.exit_code}; its output "
             f"ends above. The command was: {shell_line(item.argv, plan.build_env)}",
@@ -429,7 +431,7 @@ def _build_one(plan: Plan, runner: Runner, item: Build, what: str, report: Repor
         ) from None
     log = parse_build_output(result.output)
     if not result.ran:
-        return None, None
+        return None
     # Under BuildKit a build also runs the steps of the stages it needs that
     # no build before ran: "in this build"; the summary credits each stage
     # with its own steps, wherever they ran.
@@ -438,7 +440,8 @@ def _build_one(plan: Plan, runner: Runner, item: Build, what: str, report: Repor
         f"-- {what}: {'all from cache' if log.cached else 'rebuilt'}, "
         f"{len(log.executed)} of {len(log.steps)} steps run{where}, {result.seconds:.1f}s"
     )
-    return StageResult.from_log(item.name, log, result.seconds, plan.group), log
+    rows.append(StageResult.from_log(item.name, log, result.seconds, plan.group))
+    return log
 
 
 def push(plan: Plan, runner: Runner, report: Report, images=None) -> None:
@@ -556,13 +559,12 @@ def push_partial(plan: Plan, runner: Runner, report: Report, error: CommandError
                 and failed != item.name
                 and failed not in plan.stage_needs.get(item.name, ())
             ):
-                result, _ = _build_one(plan, runner, item, _describe(plan, item.name), report)
-                _record(report.stages, result)
+                _build_one(plan, runner, item, _describe(plan, item.name), report, report.stages)
                 if not runner.dry:
                     report.tagged.extend(item.images)
-    done = {r.name for r in report.stages if r.built and r.group == plan.group}
+    done = {r.name for r in report.stages if r.built and not r.failed and r.group == plan.group}
     images = [image for stage, image in plan.cache_images.stages.items() if stage in done]
-    recipes = {r.name for r in report.recipes if r.group == plan.group}
+    recipes = {r.name for r in report.recipes if not r.failed and r.group == plan.group}
     images += [image for recipe, image in plan.cache_images.recipes.items() if recipe in recipes]
     if not images:
         runner.say("--push-partial: no stage was built before the failure: nothing to push")

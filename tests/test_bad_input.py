@@ -167,6 +167,31 @@ def test_a_missing_dockerfile(engine, registry, project):
     )
 
 
+def test_a_dockerfile_path_that_is_a_directory(engine, registry, project):
+    dockerfile = project / "docker" / "app.Dockerfile"
+    dockerfile.unlink()
+    dockerfile.mkdir()
+
+    _, line = run_refused(engine, registry, project, "bad/dockerfile-dir")
+
+    assert line == (
+        f"ci-load run: service 'app': Dockerfile {dockerfile} is a directory; point "
+        "build.dockerfile at the file in it"
+    )
+
+
+def test_a_dockerfile_that_is_not_utf8(engine, registry, project):
+    dockerfile = project / "docker" / "app.Dockerfile"
+    dockerfile.write_bytes(b"FROM busybox\nRUN echo \xff\n")
+
+    _, line = run_refused(engine, registry, project, "bad/dockerfile-latin1")
+
+    assert line == (
+        f"ci-load run: cannot read Dockerfile {dockerfile}: line 2 is not UTF-8 text; "
+        "save the file as UTF-8"
+    )
+
+
 def test_an_empty_dockerfile(engine, registry, project):
     dockerfile = project / "docker" / "app.Dockerfile"
     dockerfile.write_text("\n  \n")

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from ci_load_tasks.errors import CommandError, ConfigError
+
 REPO = Path(__file__).resolve().parent.parent
 CLI_PROJECT = REPO / "tests" / "data" / "unit" / "cli"
 TASKS = ["plan", "pull", "recipes", "build", "push", "run"]
@@ -447,6 +449,7 @@ def test_a_dry_build_prints_the_docker_builds_and_runs_none(inv, project, fake_d
             "build",
             "-f",
             dockerfile,
+            "--force-rm",
             "--target",
             "base",
             *cache_from,
@@ -459,6 +462,7 @@ def test_a_dry_build_prints_the_docker_builds_and_runs_none(inv, project, fake_d
             "build",
             "-f",
             dockerfile,
+            "--force-rm",
             "--target",
             "build",
             *cache_from,
@@ -471,6 +475,7 @@ def test_a_dry_build_prints_the_docker_builds_and_runs_none(inv, project, fake_d
             "build",
             "-f",
             dockerfile,
+            "--force-rm",
             "--target",
             "test",
             *cache_from,
@@ -483,6 +488,7 @@ def test_a_dry_build_prints_the_docker_builds_and_runs_none(inv, project, fake_d
             "build",
             "-f",
             dockerfile,
+            "--force-rm",
             *cache_from,
             "-t",
             "example/app:1.0",
@@ -1121,7 +1127,9 @@ def test_a_failed_runs_report_holds_the_error(inv, stand_in, tmp_path):
         "building stage base failed with exit code 3; its output ends above. "
         f"The command was: DOCKER_BUILDKIT=0 {docker} build "
     )
-    assert (data["dry"], data["stages"], data["tagged"]) == (False, [], [])
+    (failed,) = data["stages"]  # the stage that failed, and no other
+    assert (failed["name"], failed["failed"], failed["built"]) == ("base", True, False)
+    assert (data["dry"], data["tagged"]) == (False, [])
 
 
 def test_an_env_file_reaches_compose_and_so_the_build_args(inv, project):
@@ -1297,6 +1305,28 @@ def test_a_named_workdir_loses_what_the_run_wrote_and_keeps_everything_else(tmp_
 
     assert path == str(workdir)
     assert sorted(p.name for p in workdir.iterdir()) == ["notes.txt", "recipes.yml"]
+
+
+@pytest.mark.parametrize(
+    "error, hinted",
+    [
+        pytest.param(CommandError("build failed", ("docker",), 1, "tail"), True, id="failed"),
+        pytest.param(CommandError("no docker", ("docker",)), False, id="did not start"),
+        pytest.param(ConfigError("bad input"), False, id="bad input"),
+    ],
+)
+def test_a_failed_command_s_removed_work_directory_says_how_to_keep_it(error, hinted):
+    from ci_load_tasks.collection import workspace
+    from ci_load_tasks.runner import Runner
+    from ci_load_tasks.settings import Settings
+
+    out = io.StringIO()
+    with pytest.raises(type(error)):
+        with workspace(Settings.resolve({}, {}), Runner(out=out)) as path:
+            raise error
+
+    assert not os.path.exists(path)
+    assert ("run ci-load again with --keep" in out.getvalue()) == hinted
 
 
 # -- several main services ----------------------------------------------------------

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+import signal
 import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -240,3 +245,44 @@ def test_stop_leaves_no_dockerd_containerd_or_shim_behind(tmp_path: Path):
 def test_a_root_in_use_by_a_running_engine_is_refused(engine: Engine):
     with pytest.raises(DevkitError, match="in use by dockerd"):
         Engine.start(engine.root)
+
+
+@docker
+def test_the_sandbox_s_exports_reach_its_daemon_and_registry_and_ctrl_c_removes_all():
+    repo = Path(__file__).resolve().parent.parent
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "devkit.sandbox"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        printed = []
+        assert sandbox.stdout is not None
+        for line in sandbox.stdout:  # ends early only if the sandbox failed
+            printed.append(line)
+            if "Ctrl-C here stops both" in line:
+                break
+        exports = {}
+        for line in printed:
+            if line.strip().startswith("export "):
+                words = shlex.split(line, comments=True)
+                exports.update(word.split("=", 1) for word in words[1:])
+        assert set(exports) == {"DOCKER_HOST", "DOCKER_CONFIG", "R"}, printed
+
+        env = {**os.environ, **exports}
+        image = run(["docker", "image", "inspect", BASE_IMAGE], env=env, timeout=60)
+        assert json.loads(image.stdout)[0]["RepoTags"] == [BASE_IMAGE]
+        with urllib.request.urlopen(f"http://{exports['R']}/v2/", timeout=10) as answer:
+            assert answer.status == 200
+        work = re.search(r"removes (\S+)\.$", printed[-1].strip())
+        assert work, printed
+
+        sandbox.send_signal(signal.SIGINT)
+        assert sandbox.wait(timeout=60) == 0
+        assert not Path(work.group(1)).exists()
+    finally:
+        if sandbox.poll() is None:
+            sandbox.kill()
+            sandbox.wait()

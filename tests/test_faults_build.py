@@ -163,6 +163,14 @@ def test_a_failing_run_step_pushes_nothing_without_push_partial(broken):
     assert not any(PUSH_LINE.match(line) for line in result["lines"]), shown(result["lines"])
     assert "== ci-load push ==" not in result["lines"]
     assert result["report"]["pushed"] == []
+    # The build that failed is the report's last row, and the summary's.
+    stages = result["report"]["stages"]
+    assert [s["name"] for s in stages if s["failed"]] == [stages[-1]["name"]], stages
+    expected = "build" if broken["builder"] == "classic" else "app"  # BuildKit: in app's build
+    assert stages[-1]["name"] == expected and not stages[-1]["built"]
+    assert any(re.match(rf"{expected} +FAILED ", line) for line in result["lines"]), shown(
+        result["lines"]
+    )
 
 
 def test_push_partial_pushes_the_stages_built_before_the_failure_never_the_final_image(broken):

@@ -248,6 +248,17 @@ def test_a_location_prints_as_it_was_given(text):
             "'reg_istry.example.com:5000' is not a valid registry host",
             id="an invalid registry host",
         ),
+        pytest.param(
+            "127.0.0.1:99999/team/cache",
+            "cache location '127.0.0.1:99999/team/cache': registry port 99999 is out of "
+            "range; use 1 to 65535",
+            id="a port no socket can have",
+        ),
+        pytest.param(
+            "[::1]:0/team/cache",
+            "cache location '[::1]:0/team/cache': registry port 0 is out of range; use 1 to 65535",
+            id="port 0 of an IPv6 host",
+        ),
     ],
 )
 def test_an_invalid_location_is_a_config_error_naming_it(text, message):

@@ -97,6 +97,7 @@ def stage_build(stage, images=CACHE_FROM):
         "build",
         "-f",
         PRUNED.get(stage, DOCKERFILE),
+        "--force-rm",
         "--target",
         stage,
         *ARGS,
@@ -129,6 +130,7 @@ def test_each_needed_stage_is_built_in_file_order_then_the_service():
                 "build",
                 "-f",
                 DOCKERFILE,
+                "--force-rm",
                 *ARGS,
                 *cache_from(CACHE_FROM),
                 "-t",
@@ -147,6 +149,7 @@ def test_a_stage_build_is_exactly_the_docker_build_of_that_target():
         "build",
         "-f",
         "/srv/shop/docker/shop.Dockerfile",
+        "--force-rm",
         "--target",
         "base",
         "--build-arg",
@@ -394,9 +397,10 @@ def test_an_other_service_without_target_builds_the_named_last_stage_tagged_from
         ("runtime", (f"{R}:app-test_stage_runtime",)),
         ("app-test", ("example/app-test:1.0", f"{R}:app-test_final", f"{R}:app-test_stage_test")),
     ]
-    assert plan.builds[2].argv[2:6] == (
+    assert plan.builds[2].argv[2:7] == (
         "-f",
         f"{WORKDIR}/app-test.pruned-runtime.Dockerfile",
+        "--force-rm",
         "--target",
         "runtime",
     )
@@ -527,6 +531,7 @@ def test_the_services_own_target_cache_from_and_network_reach_docker_build():
             "build",
             "-f",
             dockerfile,
+            "--force-rm",
             "--target",
             "base",
             *common,
@@ -541,6 +546,7 @@ def test_the_services_own_target_cache_from_and_network_reach_docker_build():
             "build",
             "-f",
             dockerfile,
+            "--force-rm",
             "--target",
             "runtime",
             *common,
@@ -566,7 +572,7 @@ def test_a_build_arg_without_a_value_is_passed_by_name_only():
 
     plan = make_plan(settings(service="listed"), config, "FROM busybox:1.36\n", WORKDIR)
 
-    assert plan.builds[-1].argv[4:12] == (
+    assert plan.builds[-1].argv[5:13] == (
         "--build-arg",
         "PLAIN=1",
         "--build-arg",
@@ -693,6 +699,7 @@ def test_a_recipe_image_a_stage_builds_on_is_rebuilt_from_its_recipe_service():
                 "build",
                 "-f",
                 "/srv/recipes/hello.Dockerfile",
+                "--force-rm",
                 "--cache-from",
                 f"{R}:shop_recipe_hello",
                 "--cache-from",
@@ -853,7 +860,7 @@ def test_the_commands_of_a_whole_run_are_shell_lines_in_pipeline_order():
     assert len(plan.commands()) == 1 + 1 + 6 + 1 + 1  # pull, recipe, builds, tag, push
     assert plan.commands()[2].startswith(
         "DOCKER_BUILDKIT=0 docker build -f /srv/shop/docker/shop.Dockerfile "
-        "--target base --build-arg BASE_IMAGE=busybox:1.36 "
+        "--force-rm --target base --build-arg BASE_IMAGE=busybox:1.36 "
         "--build-arg 'GREETING=costs $5' "
     )
 

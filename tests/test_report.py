@@ -59,6 +59,7 @@ def test_the_written_report_holds_every_field(tmp_path):
             {"instruction": "RUN step 1", "cached": True},
         ],
         "built": True,
+        "failed": False,
     }
     assert (data["push_skipped"], data["retries"], data["registry_checked"], data["builder"]) == (
         [],
@@ -105,6 +106,20 @@ def test_the_summary_says_a_stage_that_was_not_built_has_a_current_cache_image()
         "stage  cache  seconds  steps run  cache image",
         "app    miss       2.2  1/2        not pushed",
         "base   hit        0.0  not built  already in registry",
+    ]
+
+
+def test_the_summary_ends_with_the_build_that_failed_and_never_calls_it_pushed():
+    report = Report(
+        stages=[stage("base", True), StageResult("build", False, 1.25, built=False, failed=True)],
+        # Even were its name among the pushed, a failed build made no image.
+        pushed=["reg/cache:app_stage_build"],
+    )
+
+    assert report.summary({"build": "reg/cache:app_stage_build"}).splitlines() == [
+        "stage  cache   seconds  steps run  cache image",
+        "base   hit         0.5  0/2        not pushed",
+        "build  FAILED      1.2  -          not pushed",
     ]
 
 

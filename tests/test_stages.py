@@ -678,6 +678,34 @@ def test_a_syntax_comment_after_the_first_instruction_is_no_directive():
     assert parse_dockerfile(text, "Dockerfile", {}).notes == ()
 
 
+def test_a_bare_from_flag_naming_no_stage_is_named_with_the_stages_there_are():
+    text = (
+        "FROM busybox AS toolchain\n"
+        "FROM toolchain AS build\n"
+        "COPY --from=toolchan /a /a\n"  # a typo
+        "COPY --from=nosuchstage /b /b\n"  # no stage, no image either
+        "RUN --mount=type=bind,from=nosuchstage,target=/c true\n"
+        "COPY --from=busybox:1.36 /d /d\n"  # plainly an image: no note
+        "COPY --from=registry.example.com/tools /e /e\n"
+        "COPY --from=toolchain /f /f\n"
+    )
+
+    assert parse_dockerfile(text, "Dockerfile", {}).notes == (
+        "Dockerfile:3: --from=toolchan names no earlier stage, so docker pulls it as an "
+        "image; did you mean stage 'toolchain'?",
+        "Dockerfile:4: --from=nosuchstage names no earlier stage, so docker pulls it as an "
+        "image; if a stage was meant, the earlier ones are toolchain",
+        "Dockerfile:5: --from=nosuchstage names no earlier stage, so docker pulls it as an "
+        "image; if a stage was meant, the earlier ones are toolchain",
+    )
+
+
+def test_a_from_flag_naming_a_named_context_gets_no_note():
+    text = "FROM busybox AS a\nCOPY --from=tools /x /x\n"
+
+    assert parse_dockerfile(text, "Dockerfile", {}, contexts=["tools"]).notes == ()
+
+
 def test_a_from_one_letter_off_an_earlier_stage_is_named_as_a_likely_typo():
     text = "FROM busybox AS deps\nFROM dpes AS build\nFROM alpine AS tools\nFROM node AS nodes\n"
 
