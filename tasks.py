@@ -7,6 +7,7 @@ pipeline on ``examples/`` against a private Docker engine and registry, and
 README.md).
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -47,8 +48,11 @@ def demo(c):
 @task
 def sandbox(c):
     """Start a private dockerd and registry for trying the tasks by hand; Ctrl-C stops them."""
-    with c.cd(REPO):
-        c.run(f"{sys.executable} -m devkit.sandbox", pty=False)
+    # This process becomes the sandbox: Ctrl-C then reaches it alone, instead
+    # of also invoke, which answers it by writing to the child's stdin (a
+    # traceback when that is closed).
+    os.chdir(REPO)
+    os.execv(sys.executable, [sys.executable, "-m", "devkit.sandbox"])
 
 
 ns = Collection(test, lint, demo, sandbox)

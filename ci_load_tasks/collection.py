@@ -265,8 +265,9 @@ def workspace(settings: Settings, runner: Runner):
     try:
         yield path
     except CommandError as error:
-        # The error quotes the failed command, whose -f file is about to go.
-        failed = error.exit_code is not None
+        # The error quotes the failed command; a file of the work directory
+        # it reads (-f …) is about to go.
+        failed = error.exit_code is not None and any(path in arg for arg in error.argv)
         raise
     finally:
         if settings.keep:
@@ -277,9 +278,14 @@ def workspace(settings: Settings, runner: Runner):
             else:
                 _remove_written_files(path, before, started, remove_dir=created)
             if failed:
+                where = (
+                    f"a file ci-load wrote in {path}"
+                    if settings.workdir
+                    else f"a file of the work directory {path}"
+                )
                 runner.say(
-                    f"work directory {path} removed; to run the failed command again by "
-                    "hand, run ci-load again with --keep (its generated files stay)"
+                    f"the failed command reads {where}, which is removed now; to run "
+                    "that command by hand, run ci-load again with --keep"
                 )
 
 

@@ -246,6 +246,9 @@ _TROUBLE = (
     "504 gateway",
     "received unexpected http status: 5",
     "toomanyrequests",
+    # Not the registry, but no missing cache either: the daemon refuses the
+    # name (an IPv6 registry address, on a daemon that predates them).
+    "invalid reference format",
 )
 
 
@@ -419,8 +422,12 @@ def _build_one(plan: Plan, runner: Runner, item: Build, what: str, report: Repor
             # BuildKit built that stage inside this build: name where it broke.
             what = f"{what}, in its stage {failed}"
         seconds = round(time.monotonic() - began, 3)
+        # The row is the stage that failed: under BuildKit often one the
+        # service's build ran, not the service's own steps.
         rows.append(
-            StageResult(item.name, False, seconds, built=False, group=plan.group, failed=True)
+            StageResult(
+                failed or item.name, False, seconds, built=False, group=plan.group, failed=True
+            )
         )
         raise CommandError(
             f"building {what} failed with exit code {error.exit_code}; its output "

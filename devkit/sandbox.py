@@ -51,8 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.parse_args(argv)
     # SIGTERM as an interrupt: the `with` blocks then stop dockerd and the
-    # registry instead of leaving them running.
+    # registry instead of leaving them running. SIGINT set too: started with
+    # `&` from a script, Python inherits it ignored, and Ctrl-C would do nothing.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     with tempfile.TemporaryDirectory(prefix="ci-load-sandbox-") as tmp:
         work = Path(tmp)
         try:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from ci_load_tasks.errors import CommandError, ConfigError
+from ci_load_tasks.errors import CiLoadError, CommandError, ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 CLI_PROJECT = REPO / "tests" / "data" / "unit" / "cli"
@@ -1308,25 +1308,56 @@ def test_a_named_workdir_loses_what_the_run_wrote_and_keeps_everything_else(tmp_
 
 
 @pytest.mark.parametrize(
-    "error, hinted",
+    "failure, hinted",
     [
-        pytest.param(CommandError("build failed", ("docker",), 1, "tail"), True, id="failed"),
-        pytest.param(CommandError("no docker", ("docker",)), False, id="did not start"),
-        pytest.param(ConfigError("bad input"), False, id="bad input"),
+        pytest.param(
+            lambda path: CommandError("build failed", ("docker", "-f", f"{path}/x"), 1, "tail"),
+            True,
+            id="failed, reading a generated file",
+        ),
+        pytest.param(
+            lambda path: CommandError("compose version failed", ("docker", "compose"), 1, ""),
+            False,
+            id="failed, reading none",
+        ),
+        pytest.param(
+            lambda path: CommandError("no docker", ("docker", "-f", f"{path}/x")),
+            False,
+            id="did not start",
+        ),
+        pytest.param(lambda path: ConfigError("bad input"), False, id="bad input"),
     ],
 )
-def test_a_failed_command_s_removed_work_directory_says_how_to_keep_it(error, hinted):
+def test_a_failed_command_s_removed_work_directory_says_how_to_keep_it(failure, hinted):
     from ci_load_tasks.collection import workspace
     from ci_load_tasks.runner import Runner
     from ci_load_tasks.settings import Settings
 
     out = io.StringIO()
-    with pytest.raises(type(error)):
+    with pytest.raises(CiLoadError):
         with workspace(Settings.resolve({}, {}), Runner(out=out)) as path:
-            raise error
+            raise failure(path)
 
     assert not os.path.exists(path)
-    assert ("run ci-load again with --keep" in out.getvalue()) == hinted
+    assert (
+        f"the failed command reads a file of the work directory {path}, which is removed now; "
+        "to run that command by hand, run ci-load again with --keep" in out.getvalue()
+    ) == hinted
+
+
+def test_a_named_work_directory_s_hint_says_only_ci_load_s_files_went(tmp_path):
+    from ci_load_tasks.collection import workspace
+    from ci_load_tasks.runner import Runner
+    from ci_load_tasks.settings import Settings
+
+    out = io.StringIO()
+    settings = Settings.resolve({}, {"workdir": str(tmp_path)})
+    with pytest.raises(CommandError):
+        with workspace(settings, Runner(out=out)) as path:
+            raise CommandError("build failed", ("docker", "-f", f"{path}/x"), 1, "tail")
+
+    assert tmp_path.is_dir()
+    assert f"the failed command reads a file ci-load wrote in {tmp_path}, which" in out.getvalue()
 
 
 # -- several main services ----------------------------------------------------------

@@ -284,5 +284,10 @@ def test_the_sandbox_s_exports_reach_its_daemon_and_registry_and_ctrl_c_removes_
         assert not Path(work.group(1)).exists()
     finally:
         if sandbox.poll() is None:
-            sandbox.kill()
-            sandbox.wait()
+            # SIGTERM, so that it stops its daemons: killed, it would leave them.
+            sandbox.terminate()
+            try:
+                sandbox.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                sandbox.kill()
+                sandbox.wait()
