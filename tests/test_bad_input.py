@@ -155,41 +155,40 @@ def test_an_other_service_that_is_not_defined(engine, registry, project):
 # -- the Dockerfile -------------------------------------------------------------------
 
 
-def test_a_missing_dockerfile(engine, registry, project):
+def _as_directory(path):
+    path.unlink()
+    path.mkdir()
+
+
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        pytest.param(
+            lambda path: path.unlink(),
+            "service 'app': Dockerfile {path} does not exist; check build.context and "
+            "build.dockerfile",
+            id="missing",
+        ),
+        pytest.param(
+            _as_directory,
+            "service 'app': Dockerfile {path} is a directory; point build.dockerfile at the "
+            "file in it",
+            id="a directory",
+        ),
+        pytest.param(
+            lambda path: path.write_bytes(b"FROM busybox\nRUN echo \xff\n"),
+            "cannot read Dockerfile {path}: line 2 is not UTF-8 text; save the file as UTF-8",
+            id="not UTF-8",
+        ),
+    ],
+)
+def test_a_dockerfile_that_cannot_be_read(engine, registry, project, spoil, message):
     dockerfile = project / "docker" / "app.Dockerfile"
-    dockerfile.unlink()
+    spoil(dockerfile)
 
-    _, line = run_refused(engine, registry, project, "bad/no-dockerfile")
+    _, line = run_refused(engine, registry, project, "bad/unreadable-dockerfile")
 
-    assert line == (
-        f"ci-load run: service 'app': Dockerfile {dockerfile} does not exist; check "
-        "build.context and build.dockerfile"
-    )
-
-
-def test_a_dockerfile_path_that_is_a_directory(engine, registry, project):
-    dockerfile = project / "docker" / "app.Dockerfile"
-    dockerfile.unlink()
-    dockerfile.mkdir()
-
-    _, line = run_refused(engine, registry, project, "bad/dockerfile-dir")
-
-    assert line == (
-        f"ci-load run: service 'app': Dockerfile {dockerfile} is a directory; point "
-        "build.dockerfile at the file in it"
-    )
-
-
-def test_a_dockerfile_that_is_not_utf8(engine, registry, project):
-    dockerfile = project / "docker" / "app.Dockerfile"
-    dockerfile.write_bytes(b"FROM busybox\nRUN echo \xff\n")
-
-    _, line = run_refused(engine, registry, project, "bad/dockerfile-latin1")
-
-    assert line == (
-        f"ci-load run: cannot read Dockerfile {dockerfile}: line 2 is not UTF-8 text; "
-        "save the file as UTF-8"
-    )
+    assert line == "ci-load run: " + message.format(path=dockerfile)
 
 
 def test_an_empty_dockerfile(engine, registry, project):
