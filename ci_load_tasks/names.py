@@ -155,6 +155,8 @@ def _check_repository(repo: str, given: str, what: str) -> None:
         host, path = parts[0], parts[1:]
         if not _HOST.fullmatch(host):
             raise ConfigError(f"{what} {given!r}: {host!r} is not a valid registry host")
+        # NOTE: a bracketed IPv6 host passes, as docker's grammar allows it;
+        # dockerd 20.10 refuses it at the first tag ("invalid reference format").
         # Docker's grammar takes any digits for a port; the push would be
         # the first to fail on one no socket can have, after the whole build.
         port = host.rsplit(":", 1)[1] if host.rsplit("]", 1)[-1].count(":") else None

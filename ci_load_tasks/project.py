@@ -365,6 +365,8 @@ def read_dockerfile(config: dict, service: str, files: Sequence[str]) -> str:
             "check that this user may read it"
         ) from None
     except UnicodeDecodeError as error:
+        # NOTE: docker itself may build such a file (its parser reads bytes);
+        # ci-load plans from text, and refuses it rather than guess.
         line = error.object[: error.start].count(b"\n") + 1
         raise ConfigError(
             f"cannot read Dockerfile {build.dockerfile}: line {line} is not UTF-8 text; "

@@ -459,7 +459,11 @@ def _not_a_stage(ref: str, earlier, where: str) -> List[str]:
     """A note for a bare ``--from`` name that is no earlier stage: docker
     takes it for an image of Docker Hub's library and fails only when it
     cannot pull it, with an error that names no stage. A name with a
-    registry, tag or digest is plainly an image and gets none."""
+    registry, tag or digest is plainly an image and gets none.
+
+    NOTE: a stage defined further down is not among ``earlier``: the note
+    then lists the stages before it, without saying that one comes later.
+    """
     if any(mark in ref for mark in "/:@$"):
         return []
     names = [stage.name for stage in earlier if stage.name]
