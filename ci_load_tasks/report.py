@@ -90,11 +90,12 @@ class Report:
         names = [f"recipe {r.label}" for r in self.recipes] + [s.label for s in self.stages]
         rows = []
         for name, stage in zip(names, [*self.recipes, *self.stages]):
+            if stage.failed:  # no image, so nothing pushed, whatever its name
+                rows.append(SummaryRow(name, "FAILED", stage.seconds, "-", "not pushed"))
+                continue
             run = sum(1 for step in stage.steps if not step["cached"])
             image = images.get(name)
-            if stage.failed:
-                pushed = "not pushed"
-            elif not stage.built or image in self.push_skipped:
+            if not stage.built or image in self.push_skipped:
                 # A stage not built was left out because the registry's copy is current.
                 pushed = "already in registry"
             elif image in self.pushed:
@@ -104,13 +105,9 @@ class Report:
             rows.append(
                 SummaryRow(
                     name=name,
-                    cache="FAILED" if stage.failed else "hit" if stage.cached else "miss",
+                    cache="hit" if stage.cached else "miss",
                     seconds=stage.seconds,
-                    steps="-"
-                    if stage.failed
-                    else f"{run}/{len(stage.steps)}"
-                    if stage.built
-                    else "not built",
+                    steps=f"{run}/{len(stage.steps)}" if stage.built else "not built",
                     pushed=pushed,
                 )
             )

@@ -420,9 +420,7 @@ def _read_from(command, index, global_args, earlier, path, shadowed=frozenset())
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
 
 
-def _stages_used(
-    command, earlier, path, shadowed=frozenset(), notes: Optional[List[str]] = None
-) -> Tuple[List[str], bool]:
+def _stages_used(command, earlier, path, shadowed, notes: List[str]) -> Tuple[List[str], bool]:
     """Keys of earlier stages that ``COPY --from`` or ``RUN --mount`` reads,
     and whether one of them is named by its number; a bare name that is no
     stage is noted in ``notes`` (see ``_not_a_stage``)."""
@@ -450,7 +448,7 @@ def _stages_used(
                 f"{ref}, which is not an earlier stage"
             )
         # Anything else is an image (``COPY --from=busybox``), not a stage.
-        elif notes is not None and ref.lower() not in shadowed:
+        elif ref.lower() not in shadowed:
             notes.extend(_not_a_stage(ref, earlier, f"{path}:{command.start_line}"))
     return used, by_index
 

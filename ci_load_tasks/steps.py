@@ -569,9 +569,9 @@ def push_partial(plan: Plan, runner: Runner, report: Report, error: CommandError
                 _build_one(plan, runner, item, _describe(plan, item.name), report, report.stages)
                 if not runner.dry:
                     report.tagged.extend(item.images)
-    done = {r.name for r in report.stages if r.built and not r.failed and r.group == plan.group}
+    done = {r.name for r in report.stages if r.built and r.group == plan.group}
     images = [image for stage, image in plan.cache_images.stages.items() if stage in done]
-    recipes = {r.name for r in report.recipes if not r.failed and r.group == plan.group}
+    recipes = {r.name for r in report.recipes if r.built and r.group == plan.group}
     images += [image for recipe, image in plan.cache_images.recipes.items() if recipe in recipes]
     if not images:
         runner.say("--push-partial: no stage was built before the failure: nothing to push")
