@@ -121,10 +121,14 @@ def test_a_cold_run_builds_each_shared_stage_once_and_pushes_every_final_cache_i
     assert cold["output"].count("-- building stage base of app, tool") == 1
     assert set(registry.tags(cold["repo"])) == TAGS
     assert sorted(report["pushed"]) == sorted(f"{cold['cache_repo']}:{tag}" for tag in TAGS)
-    # One compose push for all groups.
-    assert cold["output"].count("push_pull.yml --project-directory") == 1 + (
-        cold["builder"] == "classic"  # and, for the classic builder, one pull
-    )
+    # One compose push for all groups (and, for the classic builder, one
+    # pull), each once more per retry: docker-registry 2.8 answers about one
+    # push in 40 with a 500 when several share a layer (seen here under load).
+    retries = report["retries"].get("push", 0) + report["retries"].get("pull", 0)
+    assert (
+        cold["output"].count("push_pull.yml --project-directory")
+        == 1 + (cold["builder"] == "classic") + retries
+    ), [line for line in cold["output"].splitlines() if "push_pull" in line]
 
 
 def test_a_warm_run_on_a_fresh_runner_takes_every_stage_from_the_cache(
